@@ -1,0 +1,3 @@
+"""Attacks on what federated-learning observers see."""
+
+__all__: list[str] = []

@@ -1,0 +1,127 @@
+"""Conversion of transcripts to and from plain data that ``torch.load(weights_only=True)`` accepts."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from leakage.errors import ConfigError
+from leakage.models import ParameterLayout
+from leakage.transcript import (
+    TRANSCRIPT_FORMAT,
+    GroundTruth,
+    RoundRecord,
+    RoundTruth,
+    Transcript,
+)
+from leakage.views import RoundView
+
+_BYTES = "__bytes__"
+
+
+def _encode(value: Any) -> Any:
+    """Replace bytes (not allowed by the safe unpickler) by tagged uint8 tensors."""
+    if isinstance(value, bytes):
+        return {_BYTES: torch.frombuffer(bytearray(value), dtype=torch.uint8)}
+    if isinstance(value, Mapping):
+        return {key: _encode(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_encode(item) for item in value]
+    return value
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {_BYTES}:
+            return value[_BYTES].numpy().tobytes()
+        return {key: _decode(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_decode(item) for item in value]
+    return value
+
+
+def transcript_to_data(transcript: Transcript) -> dict[str, Any]:
+    rounds = [
+        {
+            "round_index": r.round_index,
+            "params_before": r.params_before,
+            "params_after": r.params_after,
+            "sampled": list(r.sampled),
+            "survivors": list(r.survivors),
+            "scheme": r.scheme,
+            "public": dict(r.public),
+            "views": {name: view.to_dict() for name, view in r.views.items()},
+            "metrics": dict(r.metrics),
+        }
+        for r in transcript.rounds
+    ]
+    truth = transcript.truth
+    return _encode(
+        {
+            "format": TRANSCRIPT_FORMAT,
+            "settings": dict(transcript.settings),
+            "layout": transcript.layout.to_dict(),
+            "initial_params": transcript.initial_params,
+            "rounds": rounds,
+            "truth": {
+                "partition": list(truth.partition),
+                "properties": dict(truth.properties),
+                "rounds": [
+                    {
+                        "round_index": t.round_index,
+                        "client_ids": list(t.client_ids),
+                        "updates": t.updates,
+                        "weights": t.weights,
+                        "sample_order": {str(c): order for c, order in t.sample_order.items()},
+                    }
+                    for t in truth.rounds
+                ],
+            },
+        }
+    )
+
+
+def transcript_from_data(data: Mapping[str, Any]) -> Transcript:
+    data = _decode(data)
+    if data.get("format") != TRANSCRIPT_FORMAT:
+        raise ConfigError(
+            f"transcript format must be {TRANSCRIPT_FORMAT}, got {data.get('format')!r}"
+        )
+    rounds = tuple(
+        RoundRecord(
+            round_index=int(r["round_index"]),
+            params_before=r["params_before"],
+            params_after=r["params_after"],
+            sampled=tuple(int(c) for c in r["sampled"]),
+            survivors=tuple(int(c) for c in r["survivors"]),
+            scheme=str(r["scheme"]),
+            public=r["public"],
+            views={name: RoundView.from_dict(view) for name, view in r["views"].items()},
+            metrics=r["metrics"],
+        )
+        for r in data["rounds"]
+    )
+    truth_data = data["truth"]
+    truth = GroundTruth(
+        partition=tuple(truth_data["partition"]),
+        properties=truth_data["properties"],
+        rounds=tuple(
+            RoundTruth(
+                round_index=int(t["round_index"]),
+                client_ids=tuple(int(c) for c in t["client_ids"]),
+                updates=t["updates"],
+                weights=t["weights"],
+                sample_order={int(c): order for c, order in t["sample_order"].items()},
+            )
+            for t in truth_data["rounds"]
+        ),
+    )
+    return Transcript(
+        settings=data["settings"],
+        layout=ParameterLayout.from_dict(data["layout"]),
+        initial_params=data["initial_params"],
+        rounds=rounds,
+        truth=truth,
+    )

@@ -1,0 +1,136 @@
+"""The interface every aggregation scheme implements, and the scheme registry.
+
+A scheme runs one round's aggregation protocol on the clients' true updates and
+decides what each observer sees. The simulator does not know which scheme it runs;
+``defenses`` registers ``secagg``, ``he``, ``dp``, ``mpc``... in the same registry.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from leakage.registry import Registry
+from leakage.views import PublicValue, RoundView
+
+__all__ = [
+    "AggregationScheme",
+    "RoundContext",
+    "RoundOutcome",
+    "SCHEMES",
+    "create_scheme",
+    "weighted_mean",
+]
+
+
+@dataclass(frozen=True)
+class RoundContext:
+    """Everything a scheme needs to run one round.
+
+    Attributes:
+        round_index: 0-based round number.
+        is_final_round: the model after this round is the one released to the public.
+        params_before: global model broadcast to the sampled clients, flat ``[P]``.
+        client_ids: the sampled clients, sorted; rows of ``updates`` follow this order.
+        updates: ``[C, P]`` true local updates (local model minus ``params_before``).
+        weights: ``[C]`` float64 aggregation weights (sample counts).
+        dropped: sampled clients that drop out before their upload arrives.
+        server_lr: global step size: ``params_after = params_before + server_lr * delta``.
+        public: public parameters of the round (algorithm, lr, local steps, batch size).
+        client_data: dataset indices each sampled client holds.
+        generator: the scheme's own randomness for this round (e.g. DP noise).
+            Protocol secrets (keys, mask seeds) come from the cryptographic layer instead.
+    """
+
+    round_index: int
+    is_final_round: bool
+    params_before: Tensor
+    client_ids: tuple[int, ...]
+    updates: Tensor
+    weights: Tensor
+    dropped: frozenset[int]
+    server_lr: float
+    public: Mapping[str, PublicValue]
+    client_data: Mapping[int, Tensor]
+    generator: torch.Generator = field(default_factory=torch.Generator)
+
+    def row(self, client_id: int) -> int:
+        """Return the row of ``client_id`` in ``updates`` and ``weights``."""
+        return self.client_ids.index(client_id)
+
+    @property
+    def arriving(self) -> tuple[int, ...]:
+        """Sampled clients that do not drop, in row order."""
+        return tuple(c for c in self.client_ids if c not in self.dropped)
+
+    def apply(self, delta: Tensor) -> Tensor:
+        """Return the global model after applying the aggregated ``delta`` ``[P]``."""
+        return self.params_before + self.server_lr * delta
+
+
+@dataclass(frozen=True)
+class RoundOutcome:
+    """What a scheme's round produced.
+
+    Attributes:
+        params_after: the new global model, flat ``[P]`` (unchanged if the round aborted).
+        survivors: clients whose contribution entered the aggregate, sorted.
+        views: one view per observer that saw anything this round.
+        public: the scheme's public parameters for this round (merged into the record).
+    """
+
+    params_after: Tensor
+    survivors: tuple[int, ...]
+    views: Mapping[str, RoundView]
+    public: Mapping[str, PublicValue] = field(default_factory=dict)
+
+
+class AggregationScheme(ABC):
+    """Runs one round of an aggregation protocol and records each observer's view.
+
+    Subclasses take keyword-only hyper-parameters in ``__init__``, validate them, do no
+    work there, and keep no state that changes across rounds unless the protocol
+    really carries it (so one instance can run many simulations).
+    """
+
+    name: ClassVar[str] = ""
+
+    @abstractmethod
+    def run_round(self, context: RoundContext) -> RoundOutcome:
+        """Aggregate ``context.updates`` and return the new model and every view."""
+
+    def public_parameters(self) -> dict[str, PublicValue]:
+        """Return the scheme's hyper-parameters that every party knows."""
+        return {}
+
+
+SCHEMES: Registry[type[AggregationScheme]] = Registry("scheme", plugin_modules=("defenses",))
+
+
+def create_scheme(name: str, /, **options: Any) -> AggregationScheme:
+    """Build the registered aggregation scheme ``name`` with keyword ``options``.
+
+    >>> create_scheme("plain").name
+    'plain'
+    """
+    return SCHEMES.create(name, **options)
+
+
+def weighted_mean(updates: Tensor, weights: Tensor) -> Tensor:
+    """Return ``sum_i w_i u_i / sum_i w_i`` for ``updates`` ``[C, P]`` and ``weights`` ``[C]``.
+
+    With no rows, or all weights zero, the result is the zero vector: nothing arrived.
+
+    >>> weighted_mean(torch.tensor([[1.0, 0.0], [3.0, 2.0]]), torch.tensor([1.0, 3.0]))
+    tensor([2.5000, 1.5000])
+    """
+    total = float(weights.sum()) if weights.numel() else 0.0
+    if total == 0.0:
+        return torch.zeros(updates.shape[-1], dtype=updates.dtype)
+    scaled = (weights.to(torch.float64) / total).to(updates.dtype)
+    return scaled @ updates

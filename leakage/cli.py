@@ -1,0 +1,157 @@
+"""The ``leakage`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from leakage.aggregation import SCHEMES
+from leakage.data import DATASETS, PARTITIONS, load_dataset
+from leakage.errors import ConfigError
+from leakage.models import MODELS
+from leakage.simulation import ALGORITHMS, SimulationSettings, Simulator
+from leakage.summary import summarize_rounds
+
+__all__ = ["main"]
+
+_OPTION_SECTIONS = ("dataset", "model", "scheme", "partition")
+
+
+def _parse_option(text: str) -> tuple[str, str, Any]:
+    """Parse ``section.key=value`` (value as a Python literal, else a string)."""
+    target, sep, raw = text.partition("=")
+    section, dot, key = target.partition(".")
+    if not sep or not dot or section not in _OPTION_SECTIONS or not key:
+        raise ConfigError(
+            f"--option must look like SECTION.KEY=VALUE with SECTION one of "
+            f"{', '.join(_OPTION_SECTIONS)}, got {text!r}"
+        )
+    try:
+        value = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        value = raw
+    return section, key, value
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="leakage", description="Measure privacy leakage in federated learning."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    sim = commands.add_parser("simulate", help="simulate FL rounds and print a per-round table")
+    defaults = SimulationSettings()
+    sim.add_argument("--dataset", default=defaults.dataset, help=f"one of: {', '.join(DATASETS.names())}")
+    sim.add_argument("--model", default=defaults.model, help=f"one of: {', '.join(MODELS.names())}")
+    sim.add_argument("--scheme", default=defaults.scheme, help=f"one of: {', '.join(SCHEMES.names())}")
+    sim.add_argument("--partition", default=defaults.partition, help=f"one of: {', '.join(PARTITIONS.names())}")
+    sim.add_argument("--algorithm", default=defaults.algorithm, help=f"one of: {', '.join(ALGORITHMS)}")
+    sim.add_argument("--n-clients", type=int, default=defaults.n_clients)
+    sim.add_argument("--clients-per-round", type=int, default=defaults.clients_per_round)
+    sim.add_argument("--rounds", type=int, default=defaults.rounds)
+    sim.add_argument("--local-epochs", type=int, default=defaults.local_epochs)
+    sim.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    sim.add_argument("--lr", type=float, default=defaults.lr)
+    sim.add_argument("--server-lr", type=float, default=defaults.server_lr)
+    sim.add_argument("--dropout", type=float, default=defaults.dropout)
+    sim.add_argument("--seed", type=int, default=defaults.seed)
+    sim.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="constructor option, e.g. partition.alpha=0.5 or model.hidden=(64,)",
+    )
+    sim.add_argument("--out", type=Path, help="save the transcript (.pt) and a summary (.json)")
+    sim.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    for name, registry in (("datasets", DATASETS), ("models", MODELS), ("schemes", SCHEMES), ("partitions", PARTITIONS)):
+        commands.add_parser(name, help=f"list the registered {name}").set_defaults(registry=registry)
+    return parser
+
+
+def _simulate(args: argparse.Namespace) -> None:
+    options: dict[str, dict[str, Any]] = {section: {} for section in _OPTION_SECTIONS}
+    for text in args.option:
+        section, key, value = _parse_option(text)
+        options[section][key] = value
+    settings = SimulationSettings(
+        dataset=args.dataset,
+        model=args.model,
+        scheme=args.scheme,
+        partition=args.partition,
+        algorithm=args.algorithm,
+        n_clients=args.n_clients,
+        clients_per_round=args.clients_per_round,
+        rounds=args.rounds,
+        local_epochs=args.local_epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        server_lr=args.server_lr,
+        dropout=args.dropout,
+        seed=args.seed,
+        **{f"{section}_options": values for section, values in options.items()},
+    )
+    for name, registry in (("dataset", DATASETS), ("model", MODELS), ("scheme", SCHEMES), ("partition", PARTITIONS)):
+        registry.get(getattr(settings, name))  # fail on a bad name before any work
+    dataset = load_dataset(settings.dataset, **settings.dataset_options)
+    transcript = Simulator(settings, dataset=dataset).run(show_progress=not args.no_progress)
+    summaries = summarize_rounds(transcript, dataset)
+    header = f"{'round':>5} {'sampled':>7} {'arrived':>7} {'train loss':>10} {'|update|':>9} {'accuracy':>8}"
+    print(
+        f"{settings.algorithm} on {settings.dataset} with {settings.model}, scheme {settings.scheme}, "
+        f"{settings.n_clients} clients, seed {settings.seed}"
+    )
+    print(header)
+    for row in summaries:
+        print(
+            f"{row.round_index:>5} {row.sampled:>7} {row.survivors:>7} {row.train_loss:>10.4f} "
+            f"{row.update_norm:>9.4f} {row.accuracy:>8.3f}"
+        )
+    if args.out is not None:
+        _save(args.out, transcript, summaries)
+
+
+def _save(out: Path, transcript: Any, summaries: Sequence[Any]) -> None:
+    """Write the transcript and a JSON summary; never leave a half-written file behind."""
+    out.mkdir(parents=True, exist_ok=True)
+    from leakage.environment import environment_info
+
+    summary = {
+        "settings": dict(transcript.settings),
+        "environment": environment_info(),
+        "rounds": [row.to_dict() for row in summaries],
+    }
+    for name, write in (
+        ("transcript.pt", transcript.save),
+        ("summary.json", lambda path: Path(path).write_text(json.dumps(summary, indent=2) + "\n")),
+    ):
+        partial = out / f".{name}.partial"
+        write(partial)
+        partial.replace(out / name)
+    print(f"wrote {out / 'transcript.pt'} and {out / 'summary.json'}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``leakage`` command; return its exit status (2 on bad input)."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        args = _build_parser().parse_args(argv)
+        if args.command == "simulate":
+            _simulate(args)
+        else:
+            print("\n".join(args.registry.names()))
+    except (ValueError, FileNotFoundError) as error:
+        print(f"leakage: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,188 @@
+"""The model registry: small classifiers from the gradient-leakage literature.
+
+Every builder takes the input shape and number of classes of a dataset plus a
+``torch.Generator`` for the initial weights, so model construction never touches
+torch's global random state.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Literal
+
+import torch
+import torchvision
+from torch import nn
+
+from leakage.errors import ConfigError
+from leakage.registry import Registry
+
+__all__ = ["MODELS", "create_model"]
+
+ModelBuilder = Callable[..., nn.Module]
+MODELS: Registry[ModelBuilder] = Registry("model")
+
+_ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
+
+
+def create_model(
+    name: str,
+    /,
+    *,
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    generator: torch.Generator,
+    **options: object,
+) -> nn.Module:
+    """Build the registered model ``name`` for inputs of ``input_shape`` and ``num_classes``.
+
+    Args:
+        name: a name in ``MODELS`` (``logreg``, ``mlp``, ``lenet``, ``convnet``, ``resnet18``).
+        input_shape: one input without the batch dimension: ``[C, H, W]`` or ``[D]``.
+        num_classes: number of output logits.
+        generator: draws the initial weights.
+        options: model-specific keyword options (e.g. ``hidden`` for ``mlp``).
+
+    >>> model = create_model("mlp", input_shape=(1, 8, 8), num_classes=10,
+    ...                      generator=torch.Generator().manual_seed(0))
+    >>> model(torch.zeros(2, 1, 8, 8)).shape
+    torch.Size([2, 10])
+    """
+    if num_classes < 2:
+        raise ConfigError(f"num_classes must be >= 2, got {num_classes}")
+    if not input_shape or any(int(size) < 1 for size in input_shape):
+        raise ConfigError(f"input_shape must be non-empty and positive, got {input_shape}")
+    builder = MODELS.get(name)
+    model = builder(tuple(int(s) for s in input_shape), int(num_classes), **options)
+    _initialize(model, generator, scheme=getattr(model, "init_scheme", "default"))
+    return model
+
+
+def _image_shape(input_shape: tuple[int, ...], model: str) -> tuple[int, int, int]:
+    if len(input_shape) != 3:
+        raise ConfigError(
+            f"model {model!r} needs image inputs [C, H, W], got input_shape {input_shape}"
+        )
+    return input_shape[0], input_shape[1], input_shape[2]
+
+
+@MODELS.register("logreg")
+def logistic_regression(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    """Multinomial logistic regression: one linear layer with bias on flattened inputs."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(math.prod(input_shape), num_classes))
+
+
+@MODELS.register("mlp")
+def multilayer_perceptron(
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    *,
+    hidden: tuple[int, ...] = (128,),
+    activation: Literal["relu", "sigmoid", "tanh"] = "relu",
+) -> nn.Module:
+    """Fully connected network; its first layer has a bias, as analytic inversion needs."""
+    if activation not in _ACTIVATIONS:
+        raise ConfigError(
+            f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}"
+        )
+    if not hidden or any(int(width) < 1 for width in hidden):
+        raise ConfigError(f"hidden must be a non-empty list of positive widths, got {hidden}")
+    layers: list[nn.Module] = [nn.Flatten()]
+    width_in = math.prod(input_shape)
+    for width in hidden:
+        layers += [nn.Linear(width_in, int(width)), _ACTIVATIONS[activation]()]
+        width_in = int(width)
+    layers.append(nn.Linear(width_in, num_classes))
+    return nn.Sequential(*layers)
+
+
+@MODELS.register("lenet")
+def lenet(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    """The sigmoid LeNet of Zhu et al., "Deep Leakage from Gradients" (NeurIPS 2019).
+
+    Three 5x5 convolutions with 12 channels (strides 2, 2, 1, padding 2) and sigmoid
+    activations, then one linear layer. Weights start uniform in [-0.5, 0.5], as in the
+    paper's code, which keeps gradients informative for the attack.
+    """
+    channels, height, width = _image_shape(input_shape, "lenet")
+    features = nn.Sequential(
+        nn.Conv2d(channels, 12, kernel_size=5, padding=2, stride=2),
+        nn.Sigmoid(),
+        nn.Conv2d(12, 12, kernel_size=5, padding=2, stride=2),
+        nn.Sigmoid(),
+        nn.Conv2d(12, 12, kernel_size=5, padding=2, stride=1),
+        nn.Sigmoid(),
+    )
+    with torch.device("meta"):
+        flat = features(torch.empty(1, channels, height, width)).numel()
+    model = nn.Sequential(features, nn.Flatten(), nn.Linear(flat, num_classes))
+    model.init_scheme = "uniform_half"  # type: ignore[assignment]
+    return model
+
+
+@MODELS.register("convnet")
+def convnet(input_shape: tuple[int, ...], num_classes: int, *, width: int = 32) -> nn.Module:
+    """Small ReLU CNN: conv(w)-conv(2w)-maxpool-conv(2w)-global average pool-linear."""
+    channels, _, _ = _image_shape(input_shape, "convnet")
+    if width < 1:
+        raise ConfigError(f"width must be >= 1, got {width}")
+    return nn.Sequential(
+        nn.Conv2d(channels, width, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(width, 2 * width, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(2 * width, 2 * width, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(2 * width, num_classes),
+    )
+
+
+@MODELS.register("resnet18")
+def resnet18(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    """torchvision's ResNet-18, random init, adapted to small (32x32) inputs.
+
+    The stem is a 3x3 stride-1 convolution without max pooling, as is usual for CIFAR.
+    Batch normalisation always uses the statistics of the current batch and keeps no
+    running buffers, so the whole model is a function of its parameters alone: FL
+    clients exchange exactly the parameter vector and updates vectorise across clients.
+    """
+    channels, _, _ = _image_shape(input_shape, "resnet18")
+    model = torchvision.models.resnet18(
+        weights=None,
+        num_classes=num_classes,
+        norm_layer=lambda features: nn.BatchNorm2d(features, track_running_stats=False),
+    )
+    model.conv1 = nn.Conv2d(channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
+    model.maxpool = nn.Identity()  # type: ignore[assignment]
+    model.init_scheme = "resnet"  # type: ignore[assignment]
+    return model
+
+
+def _initialize(model: nn.Module, generator: torch.Generator, *, scheme: str) -> None:
+    """Re-draw every parameter from ``generator`` (torch's default rules unless noted)."""
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, (nn.Linear, nn.Conv2d)):
+                if scheme == "uniform_half":
+                    module.weight.uniform_(-0.5, 0.5, generator=generator)
+                    if module.bias is not None:
+                        module.bias.uniform_(-0.5, 0.5, generator=generator)
+                    continue
+                if scheme == "resnet" and isinstance(module, nn.Conv2d):
+                    nn.init.kaiming_normal_(
+                        module.weight, mode="fan_out", nonlinearity="relu", generator=generator
+                    )
+                else:
+                    nn.init.kaiming_uniform_(module.weight, a=math.sqrt(5), generator=generator)
+                if module.bias is not None:
+                    fan_in = module.weight[0].numel()
+                    bound = 1.0 / math.sqrt(fan_in)
+                    module.bias.uniform_(-bound, bound, generator=generator)
+            elif isinstance(module, (nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm)):
+                if module.weight is not None:
+                    module.weight.fill_(1.0)
+                    module.bias.fill_(0.0)

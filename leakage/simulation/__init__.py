@@ -1,0 +1,16 @@
+"""Federated-learning simulation: FedSGD and FedAvg rounds under an aggregation scheme."""
+
+from leakage.simulation.local_training import make_loss, train_client, train_clients_vectorised
+from leakage.simulation.settings import ALGORITHMS, Algorithm, SimulationSettings
+from leakage.simulation.simulator import Simulator, simulate
+
+__all__ = [
+    "ALGORITHMS",
+    "Algorithm",
+    "SimulationSettings",
+    "Simulator",
+    "make_loss",
+    "simulate",
+    "train_client",
+    "train_clients_vectorised",
+]

@@ -1,0 +1,129 @@
+"""``SimulationSettings``: the validated, frozen description of one FL simulation."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, get_args
+
+from leakage.errors import ConfigError
+
+__all__ = ["Algorithm", "SimulationSettings", "ALGORITHMS"]
+
+Algorithm = Literal["fedsgd", "fedavg"]
+ALGORITHMS: tuple[str, ...] = get_args(Algorithm)
+
+
+def _require_int(name: str, value: object, *, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+
+
+def _require_positive_float(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{name} must be a number > 0, got {value!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{name} must be a finite number > 0, got {value}")
+
+
+@dataclass(frozen=True)
+class SimulationSettings:
+    """One federated-learning deployment to simulate.
+
+    Attributes:
+        dataset: registry name in ``leakage.data.DATASETS``.
+        model: registry name in ``leakage.models.MODELS``.
+        n_clients: clients in the population.
+        clients_per_round: clients sampled uniformly without replacement each round;
+            ``None`` samples all of them.
+        rounds: number of rounds.
+        algorithm: ``"fedsgd"`` (one gradient step on one local batch) or ``"fedavg"``
+            (``local_epochs`` passes over the local data in batches of ``batch_size``).
+        local_epochs: local passes for FedAvg; must be 1 for FedSGD.
+        batch_size: local batch size; ``None`` uses all of a client's samples.
+        lr: client learning rate.
+        server_lr: global step: ``params_after = params_before + server_lr * mean update``.
+        scheme: registry name in ``leakage.aggregation.SCHEMES``.
+        partition: registry name in ``leakage.data.PARTITIONS``.
+        dropout: probability that a sampled client drops before its update arrives.
+        seed: the one experiment seed every random stream derives from.
+        dataset_options, model_options, scheme_options, partition_options: keyword
+            options for the registered constructors (``partition_options={"alpha": 0.5}``;
+            ``{"property": "high_ink", "fraction": 0.1}`` picks a dataset property).
+        vectorise: train clients with equal batch shapes together with ``vmap``.
+    """
+
+    dataset: str = "digits"
+    model: str = "mlp"
+    n_clients: int = 10
+    clients_per_round: int | None = None
+    rounds: int = 5
+    algorithm: Algorithm = "fedavg"
+    local_epochs: int = 1
+    batch_size: int | None = 16
+    lr: float = 0.1
+    server_lr: float = 1.0
+    scheme: str = "plain"
+    partition: str = "iid"
+    dropout: float = 0.0
+    seed: int = 0
+    dataset_options: Mapping[str, Any] = field(default_factory=dict)
+    model_options: Mapping[str, Any] = field(default_factory=dict)
+    scheme_options: Mapping[str, Any] = field(default_factory=dict)
+    partition_options: Mapping[str, Any] = field(default_factory=dict)
+    vectorise: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("dataset", "model", "scheme", "partition"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value:
+                raise ConfigError(f"{name} must be a registered name (a string), got {value!r}")
+        _require_int("n_clients", self.n_clients, minimum=1)
+        if self.clients_per_round is not None:
+            _require_int("clients_per_round", self.clients_per_round, minimum=1)
+            if self.clients_per_round > self.n_clients:
+                raise ConfigError(
+                    f"clients_per_round must be <= n_clients ({self.n_clients}), "
+                    f"got {self.clients_per_round}"
+                )
+        _require_int("rounds", self.rounds, minimum=1)
+        if self.algorithm not in ALGORITHMS:
+            raise ConfigError(
+                f"algorithm must be one of {', '.join(ALGORITHMS)}, got {self.algorithm!r}"
+            )
+        _require_int("local_epochs", self.local_epochs, minimum=1)
+        if self.algorithm == "fedsgd" and self.local_epochs != 1:
+            raise ConfigError(
+                f"local_epochs must be 1 for fedsgd (one gradient step), got {self.local_epochs}"
+            )
+        if self.batch_size is not None:
+            _require_int("batch_size", self.batch_size, minimum=1)
+        _require_positive_float("lr", self.lr)
+        _require_positive_float("server_lr", self.server_lr)
+        if (
+            isinstance(self.dropout, bool)
+            or not isinstance(self.dropout, (int, float))
+            or not 0.0 <= self.dropout < 1.0
+        ):
+            raise ConfigError(f"dropout must be a probability in [0, 1), got {self.dropout!r}")
+        _require_int("seed", self.seed, minimum=0)
+        for name in ("dataset_options", "model_options", "scheme_options", "partition_options"):
+            if not isinstance(getattr(self, name), Mapping):
+                raise ConfigError(f"{name} must be a table of options, got {getattr(self, name)!r}")
+        if not isinstance(self.vectorise, bool):
+            raise ConfigError(f"vectorise must be true or false, got {self.vectorise!r}")
+
+    @property
+    def sampled_per_round(self) -> int:
+        """Number of clients sampled in every round."""
+        return self.n_clients if self.clients_per_round is None else self.clients_per_round
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data form (for transcripts, reports and JSON)."""
+        data = asdict(self)
+        for name in ("dataset_options", "model_options", "scheme_options", "partition_options"):
+            data[name] = dict(getattr(self, name))
+        return data

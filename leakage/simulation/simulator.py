@@ -1,0 +1,307 @@
+"""The federated-learning simulator: runs rounds under a scheme and records a transcript."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from leakage.aggregation import AggregationScheme, RoundContext, create_scheme
+from leakage.data import Dataset, load_dataset, partition_dataset
+from leakage.errors import ConfigError, NonFiniteUpdateError
+from leakage.models import ParameterLayout, create_model, flatten_parameters
+from leakage.seeding import Stream, numpy_rng, torch_generator
+from leakage.simulation.local_training import (
+    LossFunction,
+    make_loss,
+    train_client,
+    train_clients_vectorised,
+)
+from leakage.simulation.settings import SimulationSettings
+from leakage.transcript import GroundTruth, RoundRecord, RoundTruth, Transcript
+
+__all__ = ["Simulator", "simulate"]
+
+logger = logging.getLogger(__name__)
+
+# Bytes of per-client state (parameters, gradients, deltas) one vmap call may hold.
+_VECTORISED_BYTES = 1 << 29
+
+
+class Simulator:
+    """Runs one FL deployment described by ``settings`` and returns its transcript.
+
+    Args:
+        settings: the deployment.
+        dataset: an already loaded dataset to use instead of ``settings.dataset``.
+        scheme: a configured scheme to use instead of ``settings.scheme``.
+    """
+
+    def __init__(
+        self,
+        settings: SimulationSettings,
+        *,
+        dataset: Dataset | None = None,
+        scheme: AggregationScheme | None = None,
+    ) -> None:
+        self.settings = settings
+        self._dataset = dataset
+        self._scheme = scheme
+
+    def run(self, *, show_progress: bool = False) -> Transcript:
+        """Simulate every round; same settings and seed give the same transcript, bit for bit."""
+        settings = self.settings
+        dataset = self._dataset or load_dataset(settings.dataset, **settings.dataset_options)
+        scheme = self._scheme or create_scheme(settings.scheme, **settings.scheme_options)
+        partition = self._partition(dataset)
+        model = create_model(
+            settings.model,
+            input_shape=dataset.input_shape,
+            num_classes=dataset.num_classes,
+            generator=torch_generator(settings.seed, Stream.MODEL_INIT),
+            **settings.model_options,
+        )
+        layout = ParameterLayout.of(model)
+        loss = make_loss(model, layout)
+        initial_params = flatten_parameters(model)
+        params = initial_params
+        records: list[RoundRecord] = []
+        truths: list[RoundTruth] = []
+        for round_index in tqdm(range(settings.rounds), desc="rounds", disable=not show_progress):
+            record, truth = self._run_round(round_index, params, dataset, partition, loss, scheme)
+            records.append(record)
+            truths.append(truth)
+            params = record.params_after
+        resolved = settings.to_dict()
+        resolved.update(
+            dataset=dataset.name,
+            scheme=scheme.name,
+            input_shape=list(dataset.input_shape),
+            num_classes=dataset.num_classes,
+            num_parameters=layout.num_parameters,
+        )
+        return Transcript(
+            settings=resolved,
+            layout=layout,
+            initial_params=initial_params,
+            rounds=tuple(records),
+            truth=GroundTruth(
+                partition=tuple(partition),
+                rounds=tuple(truths),
+                properties=dict(dataset.properties),
+            ),
+        )
+
+    def _partition(self, dataset: Dataset) -> list[Tensor]:
+        settings = self.settings
+        options = dict(settings.partition_options)
+        if "property" in options:  # a property is named in configs, passed as flags
+            name = options.pop("property")
+            if name not in dataset.properties:
+                raise ConfigError(
+                    f"partition_options.property must be one of "
+                    f"{sorted(dataset.properties)} for dataset {dataset.name!r}, got {name!r}"
+                )
+            options["has_property"] = dataset.properties[name]
+        return partition_dataset(
+            settings.partition,
+            dataset.targets,
+            settings.n_clients,
+            rng=numpy_rng(settings.seed, Stream.PARTITION),
+            **options,
+        )
+
+    def _sample_clients(self, round_index: int) -> tuple[tuple[int, ...], frozenset[int]]:
+        settings = self.settings
+        if settings.clients_per_round is None:
+            sampled = np.arange(settings.n_clients)
+        else:
+            rng = numpy_rng(settings.seed, Stream.SAMPLING, round_index)
+            sampled = np.sort(rng.choice(settings.n_clients, settings.clients_per_round, replace=False))
+        drops = numpy_rng(settings.seed, Stream.DROPOUT, round_index).random(len(sampled))
+        dropped = frozenset(int(c) for c, u in zip(sampled, drops) if u < settings.dropout)
+        return tuple(int(c) for c in sampled), dropped
+
+    def _sample_order(self, indices: Tensor, round_index: int, client_id: int) -> Tensor:
+        """Dataset indices the client trains on this round, in order of use."""
+        settings = self.settings
+        rng = numpy_rng(settings.seed, Stream.LOCAL_DATA, round_index, client_id)
+        count = len(indices)
+        if settings.algorithm == "fedsgd":
+            batch = count if settings.batch_size is None else min(settings.batch_size, count)
+            return indices[torch.from_numpy(rng.permutation(count)[:batch])]
+        epochs = [rng.permutation(count) for _ in range(settings.local_epochs)]
+        return indices[torch.from_numpy(np.concatenate(epochs))]
+
+    def _batch_sizes(self, order_length: int) -> list[int]:
+        """Sizes of the consecutive batches an order of this length is cut into."""
+        settings = self.settings
+        if settings.algorithm == "fedsgd":
+            return [order_length]
+        per_epoch = order_length // settings.local_epochs
+        batch = per_epoch if settings.batch_size is None else min(settings.batch_size, per_epoch)
+        sizes = [batch] * (per_epoch // batch) + ([per_epoch % batch] if per_epoch % batch else [])
+        return sizes * settings.local_epochs
+
+    def _run_round(
+        self,
+        round_index: int,
+        params: Tensor,
+        dataset: Dataset,
+        partition: Sequence[Tensor],
+        loss: LossFunction,
+        scheme: AggregationScheme,
+    ) -> tuple[RoundRecord, RoundTruth]:
+        settings = self.settings
+        client_ids, dropped = self._sample_clients(round_index)
+        orders = {c: self._sample_order(partition[c], round_index, c) for c in client_ids}
+        updates, first_losses = self._train(loss, params, dataset, client_ids, orders)
+        finite = torch.isfinite(updates).all(dim=1)
+        if not bool(finite.all()):
+            client = client_ids[int((~finite).nonzero()[0, 0])]
+            raise NonFiniteUpdateError(
+                f"round {round_index}: update of client {client} contains NaN or Inf "
+                f"(lr={settings.lr} may be too large)"
+            )
+        if settings.algorithm == "fedavg":
+            counts = [len(partition[c]) for c in client_ids]
+        else:
+            counts = [len(orders[c]) for c in client_ids]
+        weights = torch.tensor(counts, dtype=torch.float64)
+        public: dict[str, Any] = {
+            "algorithm": settings.algorithm,
+            "lr": settings.lr,
+            "local_epochs": settings.local_epochs,
+            "batch_size": settings.batch_size,
+            "server_lr": settings.server_lr,
+        }
+        public.update(scheme.public_parameters())
+        context = RoundContext(
+            round_index=round_index,
+            is_final_round=round_index == settings.rounds - 1,
+            params_before=params,
+            client_ids=client_ids,
+            updates=updates,
+            weights=weights,
+            dropped=dropped,
+            server_lr=settings.server_lr,
+            public=public,
+            client_data={c: partition[c] for c in client_ids},
+            generator=torch_generator(settings.seed, Stream.SCHEME, round_index),
+        )
+        outcome = scheme.run_round(context)
+        survivors = outcome.survivors
+        arrived_losses = [float(first_losses[client_ids.index(c)]) for c in survivors]
+        record = RoundRecord(
+            round_index=round_index,
+            params_before=params,
+            params_after=outcome.params_after,
+            sampled=client_ids,
+            survivors=survivors,
+            scheme=scheme.name,
+            public={**public, **outcome.public},
+            views=outcome.views,
+            metrics={"train_loss": float(np.mean(arrived_losses)) if arrived_losses else float("nan")},
+        )
+        truth = RoundTruth(
+            round_index=round_index,
+            client_ids=client_ids,
+            updates=updates,
+            weights=weights,
+            sample_order=orders,
+        )
+        return record, truth
+
+    def _train(
+        self,
+        loss: LossFunction,
+        params: Tensor,
+        dataset: Dataset,
+        client_ids: tuple[int, ...],
+        orders: Mapping[int, Tensor],
+    ) -> tuple[Tensor, Tensor]:
+        """Return ``(updates [C, P], first_losses [C])`` in the order of ``client_ids``."""
+        updates = torch.empty(len(client_ids), params.numel(), dtype=params.dtype)
+        first_losses = torch.empty(len(client_ids))
+        groups: dict[int, list[int]] = defaultdict(list)
+        for row, client in enumerate(client_ids):
+            groups[len(orders[client])].append(row)
+        chunk = max(1, _VECTORISED_BYTES // (params.numel() * params.element_size() * 4))
+        for order_length, rows in groups.items():
+            sizes = self._batch_sizes(order_length)
+            if self.settings.vectorise and len(rows) > 1:
+                for start in range(0, len(rows), chunk):
+                    part = rows[start : start + chunk]
+                    stacked = torch.stack([orders[client_ids[r]] for r in part])
+                    batches = _cut(stacked, sizes, dataset)
+                    delta, first = train_clients_vectorised(loss, params, batches, lr=self.settings.lr)
+                    updates[part] = delta
+                    first_losses[part] = first
+            else:
+                for row in rows:
+                    order = orders[client_ids[row]]
+                    batches = _cut(order, sizes, dataset)
+                    delta, first = train_client(loss, params, batches, lr=self.settings.lr)
+                    updates[row] = delta
+                    first_losses[row] = first
+        return updates, first_losses
+
+
+def _cut(order: Tensor, sizes: Sequence[int], dataset: Dataset) -> list[tuple[Tensor, Tensor]]:
+    """Cut index ``order`` (``[T]`` or ``[C, T]``) into consecutive batches of ``sizes``."""
+    batches = []
+    start = 0
+    for size in sizes:
+        indices = order[..., start : start + size]
+        batches.append((dataset.inputs[indices], dataset.targets[indices]))
+        start += size
+    return batches
+
+
+def simulate(
+    *,
+    dataset: str | Dataset = "digits",
+    scheme: str | AggregationScheme = "plain",
+    show_progress: bool = False,
+    **settings: Any,
+) -> Transcript:
+    """Simulate federated training and return what every observer saw in every round.
+
+    Args:
+        dataset: a registered dataset name or an already loaded :class:`Dataset`.
+        scheme: a registered scheme name or a configured :class:`AggregationScheme`.
+        show_progress: show a progress bar over rounds.
+        settings: any other :class:`SimulationSettings` field (``model``, ``n_clients``,
+            ``clients_per_round``, ``rounds``, ``algorithm``, ``lr``, ``seed``...).
+
+    Raises:
+        ConfigError: a setting is invalid (the message names it).
+        UnknownNameError: a dataset, model, scheme or partition name is not registered.
+        NonFiniteUpdateError: a client's update contains NaN or Inf.
+
+    >>> t = simulate(n_clients=4, rounds=2, seed=0)
+    >>> sorted(t.rounds[1].views)[:3]
+    ['client:0', 'client:1', 'client:2']
+    """
+    unknown = sorted(set(settings) - set(SimulationSettings.__dataclass_fields__))
+    if unknown:
+        raise ConfigError(
+            f"unknown setting {unknown[0]!r}; choose from "
+            f"{', '.join(sorted(SimulationSettings.__dataclass_fields__))}"
+        )
+    dataset_object = dataset if isinstance(dataset, Dataset) else None
+    scheme_object = scheme if isinstance(scheme, AggregationScheme) else None
+    resolved = SimulationSettings(
+        dataset=dataset.name if isinstance(dataset, Dataset) else dataset,
+        scheme=scheme.name if isinstance(scheme, AggregationScheme) else scheme,
+        **settings,
+    )
+    return Simulator(resolved, dataset=dataset_object, scheme=scheme_object).run(
+        show_progress=show_progress
+    )
