@@ -105,7 +105,7 @@ def _reference_loop(n_clients: int, algorithm: str, rounds: int) -> float:
 def _one_setting(n_clients: int, algorithm: str) -> dict:
     from leakage.simulation import SimulationSettings, Simulator
 
-    rounds = 1 if n_clients >= 1000 else 3
+    rounds = 3
     rates = {}
     for label, vectorise in (("vectorised", True), ("loop", False)):
         settings = SimulationSettings(rounds=rounds, vectorise=vectorise, **_settings(n_clients, algorithm))

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
-from leakage.errors import UnknownNameError
+from leakage.errors import ConfigError, UnknownNameError
 
 __all__ = ["Registry"]
 
@@ -78,8 +79,15 @@ class Registry(Generic[T]):
             ) from None
 
     def create(self, name: str, /, *args: Any, **kwargs: Any) -> Any:
-        """Call the entry registered under ``name`` with the given arguments."""
+        """Call the entry registered under ``name`` with the given arguments.
+
+        Raises:
+            UnknownNameError: ``name`` is not registered.
+            ConfigError: a keyword option is not one the entry accepts (the message
+                lists the accepted options), instead of a bare ``TypeError``.
+        """
         factory = self.get(name)
+        _check_options(f"{self.kind} {name!r}", factory, kwargs)
         return factory(*args, **kwargs)  # type: ignore[operator]
 
     def names(self) -> list[str]:
@@ -96,3 +104,25 @@ class Registry(Generic[T]):
 
     def __len__(self) -> int:
         return len(self.names())
+
+
+def _check_options(what: str, factory: object, options: dict[str, Any]) -> None:
+    """Raise ConfigError if ``options`` holds a keyword ``factory`` does not accept."""
+    try:
+        parameters = inspect.signature(factory).parameters.values()  # type: ignore[arg-type]
+    except (TypeError, ValueError):  # builtins without a signature: let the call decide
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return
+    named = {
+        p.name
+        for p in parameters
+        if p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    }
+    accepted = [p.name for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    unknown = sorted(set(options) - named)
+    if unknown:
+        raise ConfigError(
+            f"unknown option {unknown[0]!r} for {what}; it accepts: "
+            f"{', '.join(sorted(accepted)) or 'no options'}"
+        )

@@ -10,6 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, ClassVar
 
 import torch
@@ -61,12 +62,24 @@ class RoundContext:
 
     def row(self, client_id: int) -> int:
         """Return the row of ``client_id`` in ``updates`` and ``weights``."""
-        return self.client_ids.index(client_id)
+        return self._rows[client_id]
+
+    @cached_property
+    def _rows(self) -> dict[int, int]:
+        return {client: row for row, client in enumerate(self.client_ids)}
 
     @property
     def arriving(self) -> tuple[int, ...]:
         """Sampled clients that do not drop, in row order."""
         return tuple(c for c in self.client_ids if c not in self.dropped)
+
+    @property
+    def arrived_weights(self) -> Tensor:
+        """``weights`` with zeros for dropped clients (aggregate without copying updates)."""
+        if not self.dropped:
+            return self.weights
+        arrived = torch.tensor([c not in self.dropped for c in self.client_ids])
+        return self.weights * arrived
 
     def apply(self, delta: Tensor) -> Tensor:
         """Return the global model after applying the aggregated ``delta`` ``[P]``."""

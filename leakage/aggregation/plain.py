@@ -32,10 +32,9 @@ class PlainAggregation(AggregationScheme):
     name = "plain"
 
     def run_round(self, context: RoundContext) -> RoundOutcome:
-        rows = [context.row(c) for c in context.arriving]
-        delta = weighted_mean(context.updates[rows], context.weights[rows])
-        params_after = context.apply(delta)
         survivors = frozenset(context.arriving)
+        delta = weighted_mean(context.updates, context.arrived_weights)
+        params_after = context.apply(delta)
         public = dict(context.public)
         public["weights"] = {str(c): float(context.weights[context.row(c)]) for c in survivors}
         uploads = {f"update:{client_observer(c)}": context.updates[context.row(c)] for c in sorted(survivors)}

@@ -53,8 +53,7 @@ def create_model(
         raise ConfigError(f"num_classes must be >= 2, got {num_classes}")
     if not input_shape or any(int(size) < 1 for size in input_shape):
         raise ConfigError(f"input_shape must be non-empty and positive, got {input_shape}")
-    builder = MODELS.get(name)
-    model = builder(tuple(int(s) for s in input_shape), int(num_classes), **options)
+    model = MODELS.create(name, tuple(int(s) for s in input_shape), int(num_classes), **options)
     _initialize(model, generator, scheme=getattr(model, "init_scheme", "default"))
     return model
 

@@ -1,10 +1,10 @@
-"""Local client training as pure functions of a flat parameter vector.
+"""Local client training as pure functions of the model parameters.
 
 Two paths compute the same thing: ``train_clients_vectorised`` runs many clients at
 once with ``torch.func.vmap`` (clients whose batches have equal shapes), and
 ``train_client`` runs one client. Both return the *update* ``delta = theta_local -
-theta_global``, accumulated step by step as ``delta <- delta - lr * grad`` so that a
-single step gives exactly ``-lr * grad``.
+theta_global`` as a flat vector, accumulated step by step as ``delta <- delta - lr *
+grad`` so that a single step gives exactly ``-lr * grad``.
 """
 
 from __future__ import annotations
@@ -20,72 +20,98 @@ from leakage.models import ParameterLayout
 
 __all__ = ["LossFunction", "make_loss", "train_client", "train_clients_vectorised"]
 
-LossFunction = Callable[[Tensor, Tensor, Tensor], Tensor]
+# loss(named parameters, inputs [B, ...], targets [B]) -> mean loss
+LossFunction = Callable[[dict[str, Tensor], Tensor, Tensor], Tensor]
 
 
-def make_loss(model: nn.Module, layout: ParameterLayout) -> LossFunction:
-    """Return ``loss(flat_params [P], inputs [B, ...], targets [B]) -> mean cross-entropy``.
+def make_loss(model: nn.Module) -> LossFunction:
+    """Return ``loss(params, inputs [B, ...], targets [B]) -> mean cross-entropy``.
 
-    The model object only supplies the architecture; its own parameters are never used.
+    ``params`` maps parameter names to tensors; the model object only supplies the
+    architecture and its own parameters are never used.
     """
 
-    def loss(flat_params: Tensor, inputs: Tensor, targets: Tensor) -> Tensor:
-        logits = functional_call(model, layout.unflatten(flat_params), (inputs,))
-        return F.cross_entropy(logits, targets)
+    def loss(params: dict[str, Tensor], inputs: Tensor, targets: Tensor) -> Tensor:
+        return F.cross_entropy(functional_call(model, params, (inputs,)), targets)
 
     return loss
 
 
 def train_client(
     loss: LossFunction,
+    layout: ParameterLayout,
     params: Tensor,
     batches: Sequence[tuple[Tensor, Tensor]],
     *,
     lr: float,
 ) -> tuple[Tensor, Tensor]:
-    """Run SGD on one client's ``batches`` starting from ``params`` ``[P]``.
+    """Run SGD on one client's ``batches`` starting from the flat ``params`` ``[P]``.
 
     Returns:
         ``(update [P], first_loss [])``: the local model minus ``params``, and the loss
         on the first batch before any step.
     """
-    step = grad_and_value(loss)
     delta = torch.zeros_like(params)
     first_loss = torch.tensor(float("nan"))
     for index, (inputs, targets) in enumerate(batches):
-        gradient, value = step(params + delta if index else params, inputs, targets)
-        delta = delta - lr * gradient
+        local = (params + delta if index else params).detach().requires_grad_(True)
+        value = loss(layout.unflatten(local), inputs, targets)
+        (gradient,) = torch.autograd.grad(value, local)
+        delta.add_(gradient, alpha=-lr)
         if index == 0:
             first_loss = value.detach()
-    return delta.detach(), first_loss
+    return delta, first_loss
 
 
 def train_clients_vectorised(
     loss: LossFunction,
+    layout: ParameterLayout,
     params: Tensor,
     batches: Sequence[tuple[Tensor, Tensor]],
     *,
     lr: float,
+    out: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Run SGD on ``C`` clients at once; step ``s`` uses ``batches[s]``.
 
     Args:
         loss: from :func:`make_loss`.
+        layout: the parameter layout of the flat vectors.
         params: shared starting point ``[P]``.
         batches: per local step, ``(inputs [C, B_s, ...], targets [C, B_s])``.
         lr: client learning rate.
+        out: optional ``[C, P]`` tensor (a view is fine) that receives the updates.
 
     Returns:
-        ``(updates [C, P], first_losses [C])``.
+        ``(updates [C, P], first_losses [C])``; ``updates`` is ``out`` when given.
     """
+    clients = batches[0][1].shape[0]
+    start = layout.unflatten(params)
     # Every client starts from the same global model, so the first step broadcasts
-    # the parameters instead of copying them C times.
+    # the parameters instead of copying them C times. Gradients stay per parameter:
+    # concatenating them into one [C, P] block would cost a full extra copy.
     first_step = vmap(grad_and_value(loss), in_dims=(None, 0, 0))
-    later_step = vmap(grad_and_value(loss), in_dims=(0, 0, 0))
     inputs, targets = batches[0]
-    gradients, first_losses = first_step(params, inputs, targets)
-    delta = -lr * gradients
+    gradients, first_losses = first_step(start, inputs, targets)
+    if out is None:
+        out = torch.empty(clients, layout.num_parameters, dtype=params.dtype)
+    columns = _column_views(out, layout)
+    if len(batches) == 1:
+        for name, column in columns.items():
+            torch.mul(gradients[name].reshape(clients, -1), -lr, out=column)
+        return out, first_losses.detach()
+    delta = {name: gradient.detach().mul_(-lr) for name, gradient in gradients.items()}
+    later_step = vmap(grad_and_value(loss), in_dims=(0, 0, 0))
     for inputs, targets in batches[1:]:
-        gradients, _ = later_step(params + delta, inputs, targets)
-        delta = delta - lr * gradients
-    return delta.detach(), first_losses.detach()
+        local = {name: start[name] + delta[name] for name in delta}
+        gradients, _ = later_step(local, inputs, targets)
+        for name, gradient in gradients.items():
+            delta[name].add_(gradient.detach(), alpha=-lr)
+    for name, column in columns.items():
+        column.copy_(delta[name].reshape(clients, -1))
+    return out, first_losses.detach()
+
+
+def _column_views(flat: Tensor, layout: ParameterLayout) -> dict[str, Tensor]:
+    """Views ``[C, size]`` of ``flat`` ``[C, P]`` holding each parameter's entries."""
+    return dict(zip(layout.names, torch.split(flat, layout.sizes, dim=-1)))

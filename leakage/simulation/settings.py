@@ -122,8 +122,13 @@ class SimulationSettings:
         return self.n_clients if self.clients_per_round is None else self.clients_per_round
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-data form (for transcripts, reports and JSON)."""
-        data = asdict(self)
-        for name in ("dataset_options", "model_options", "scheme_options", "partition_options"):
-            data[name] = dict(getattr(self, name))
-        return data
+        """JSON-ready plain data (tuples become lists), for transcripts and reports."""
+        return _plain(asdict(self))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value

@@ -16,7 +16,7 @@ from leakage.aggregation import AggregationScheme, RoundContext, create_scheme
 from leakage.data import Dataset, load_dataset, partition_dataset
 from leakage.errors import ConfigError, NonFiniteUpdateError
 from leakage.models import ParameterLayout, create_model, flatten_parameters
-from leakage.seeding import Stream, numpy_rng, torch_generator
+from leakage.seeding import Stream, hashed_permutations, numpy_rng, torch_generator
 from leakage.simulation.local_training import (
     LossFunction,
     make_loss,
@@ -30,8 +30,8 @@ __all__ = ["Simulator", "simulate"]
 
 logger = logging.getLogger(__name__)
 
-# Bytes of per-client state (parameters, gradients, deltas) one vmap call may hold.
-_VECTORISED_BYTES = 1 << 29
+# Size of one [clients, P] block that a single vmap call produces.
+_CHUNK_BYTES = 16 << 20
 
 
 class Simulator:
@@ -68,13 +68,13 @@ class Simulator:
             **settings.model_options,
         )
         layout = ParameterLayout.of(model)
-        loss = make_loss(model, layout)
+        loss = make_loss(model)
         initial_params = flatten_parameters(model)
         params = initial_params
         records: list[RoundRecord] = []
         truths: list[RoundTruth] = []
         for round_index in tqdm(range(settings.rounds), desc="rounds", disable=not show_progress):
-            record, truth = self._run_round(round_index, params, dataset, partition, loss, scheme)
+            record, truth = self._run_round(round_index, params, dataset, partition, loss, layout, scheme)
             records.append(record)
             truths.append(truth)
             params = record.params_after
@@ -128,16 +128,32 @@ class Simulator:
         dropped = frozenset(int(c) for c, u in zip(sampled, drops) if u < settings.dropout)
         return tuple(int(c) for c in sampled), dropped
 
-    def _sample_order(self, indices: Tensor, round_index: int, client_id: int) -> Tensor:
-        """Dataset indices the client trains on this round, in order of use."""
+    def _sample_orders(self, round_index: int, client_ids: tuple[int, ...], partition: Sequence[Tensor]) -> dict[int, Tensor]:
+        """Per client, the dataset indices it trains on this round, in order of use.
+
+        FedSGD takes a random batch of ``batch_size`` of the client's samples (all of
+        them if it holds fewer); FedAvg concatenates one fresh shuffle per local epoch.
+        Each client's shuffles depend only on (seed, round, client, epoch).
+        """
         settings = self.settings
-        rng = numpy_rng(settings.seed, Stream.LOCAL_DATA, round_index, client_id)
-        count = len(indices)
-        if settings.algorithm == "fedsgd":
-            batch = count if settings.batch_size is None else min(settings.batch_size, count)
-            return indices[torch.from_numpy(rng.permutation(count)[:batch])]
-        epochs = [rng.permutation(count) for _ in range(settings.local_epochs)]
-        return indices[torch.from_numpy(np.concatenate(epochs))]
+        by_size: dict[int, list[int]] = defaultdict(list)
+        for client in client_ids:
+            by_size[len(partition[client])].append(client)
+        orders: dict[int, Tensor] = {}
+        epochs = 1 if settings.algorithm == "fedsgd" else settings.local_epochs
+        for count, clients in by_size.items():
+            ids = np.asarray(clients)
+            shuffles = [
+                hashed_permutations(settings.seed, (Stream.LOCAL_DATA, round_index, epoch), ids, count)
+                for epoch in range(epochs)
+            ]
+            positions = torch.from_numpy(np.concatenate(shuffles, axis=1))
+            if settings.algorithm == "fedsgd" and settings.batch_size is not None:
+                positions = positions[:, : min(settings.batch_size, count)]
+            local = torch.stack([partition[c] for c in clients])
+            chosen = torch.gather(local, 1, positions)
+            orders.update(zip(clients, chosen.unbind(0)))
+        return orders
 
     def _batch_sizes(self, order_length: int) -> list[int]:
         """Sizes of the consecutive batches an order of this length is cut into."""
@@ -156,19 +172,23 @@ class Simulator:
         dataset: Dataset,
         partition: Sequence[Tensor],
         loss: LossFunction,
+        layout: ParameterLayout,
         scheme: AggregationScheme,
     ) -> tuple[RoundRecord, RoundTruth]:
         settings = self.settings
         client_ids, dropped = self._sample_clients(round_index)
-        orders = {c: self._sample_order(partition[c], round_index, c) for c in client_ids}
-        updates, first_losses = self._train(loss, params, dataset, client_ids, orders)
-        finite = torch.isfinite(updates).all(dim=1)
-        if not bool(finite.all()):
-            client = client_ids[int((~finite).nonzero()[0, 0])]
-            raise NonFiniteUpdateError(
-                f"round {round_index}: update of client {client} contains NaN or Inf "
-                f"(lr={settings.lr} may be too large)"
-            )
+        orders = self._sample_orders(round_index, client_ids, partition)
+        updates, first_losses = self._train(loss, layout, params, dataset, client_ids, orders)
+        # One reduction instead of an elementwise mask: NaN and Inf propagate into sums.
+        row_sums = updates.sum(dim=1)
+        if not bool(torch.isfinite(row_sums).all()):
+            finite = torch.isfinite(updates).all(dim=1)
+            client = client_ids[int((~finite).nonzero()[0, 0])] if not finite.all() else None
+            if client is not None:
+                raise NonFiniteUpdateError(
+                    f"round {round_index}: update of client {client} contains NaN or Inf "
+                    f"(lr={settings.lr} may be too large)"
+                )
         if settings.algorithm == "fedavg":
             counts = [len(partition[c]) for c in client_ids]
         else:
@@ -221,18 +241,21 @@ class Simulator:
     def _train(
         self,
         loss: LossFunction,
+        layout: ParameterLayout,
         params: Tensor,
         dataset: Dataset,
         client_ids: tuple[int, ...],
         orders: Mapping[int, Tensor],
     ) -> tuple[Tensor, Tensor]:
         """Return ``(updates [C, P], first_losses [C])`` in the order of ``client_ids``."""
-        updates = torch.empty(len(client_ids), params.numel(), dtype=params.dtype)
-        first_losses = torch.empty(len(client_ids))
         groups: dict[int, list[int]] = defaultdict(list)
         for row, client in enumerate(client_ids):
             groups[len(orders[client])].append(row)
-        chunk = max(1, _VECTORISED_BYTES // (params.numel() * params.element_size() * 4))
+        # Chunks small enough that the allocator reuses their memory instead of
+        # mapping fresh pages for every call (page faults dominated large chunks).
+        chunk = max(1, _CHUNK_BYTES // (params.numel() * params.element_size()))
+        updates = torch.empty(len(client_ids), params.numel(), dtype=params.dtype)
+        first_losses = torch.empty(len(client_ids))
         for order_length, rows in groups.items():
             sizes = self._batch_sizes(order_length)
             if self.settings.vectorise and len(rows) > 1:
@@ -240,14 +263,20 @@ class Simulator:
                     part = rows[start : start + chunk]
                     stacked = torch.stack([orders[client_ids[r]] for r in part])
                     batches = _cut(stacked, sizes, dataset)
-                    delta, first = train_clients_vectorised(loss, params, batches, lr=self.settings.lr)
-                    updates[part] = delta
-                    first_losses[part] = first
+                    if part[-1] - part[0] == len(part) - 1:  # consecutive rows: write in place
+                        _, first = train_clients_vectorised(
+                            loss, layout, params, batches, lr=self.settings.lr,
+                            out=updates[part[0] : part[-1] + 1],
+                        )
+                    else:
+                        delta, first = train_clients_vectorised(loss, layout, params, batches, lr=self.settings.lr)
+                        updates[torch.tensor(part)] = delta
+                    first_losses[torch.tensor(part)] = first
             else:
                 for row in rows:
                     order = orders[client_ids[row]]
                     batches = _cut(order, sizes, dataset)
-                    delta, first = train_client(loss, params, batches, lr=self.settings.lr)
+                    delta, first = train_client(loss, layout, params, batches, lr=self.settings.lr)
                     updates[row] = delta
                     first_losses[row] = first
         return updates, first_losses
