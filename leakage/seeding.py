@@ -67,7 +67,7 @@ def hashed_permutations(seed: int, path: tuple[int, ...], ids: np.ndarray, lengt
     >>> rows = hashed_permutations(0, (4, 1), np.array([3, 5]), 6)
     >>> sorted(rows[0].tolist()) == list(range(6))
     True
-    >>> (hashed_permutations(0, (4, 1), np.array([5]), 6) == rows[1]).all()
+    >>> bool((hashed_permutations(0, (4, 1), np.array([5]), 6) == rows[1]).all())
     True
     """
     state = np.uint64(int(_sequence(seed, path).generate_state(1, dtype=np.uint64)[0]))
