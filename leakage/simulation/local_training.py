@@ -95,20 +95,21 @@ def train_clients_vectorised(
     gradients, first_losses = first_step(start, inputs, targets)
     if out is None:
         out = torch.empty(clients, layout.num_parameters, dtype=params.dtype)
-    columns = _column_views(out, layout)
-    if len(batches) == 1:
-        for name, column in columns.items():
-            torch.mul(gradients[name].reshape(clients, -1), -lr, out=column)
-        return out, first_losses.detach()
-    delta = {name: gradient.detach().mul_(-lr) for name, gradient in gradients.items()}
-    later_step = vmap(grad_and_value(loss), in_dims=(0, 0, 0))
-    for inputs, targets in batches[1:]:
-        local = {name: start[name] + delta[name] for name in delta}
-        gradients, _ = later_step(local, inputs, targets)
-        for name, gradient in gradients.items():
-            delta[name].add_(gradient.detach(), alpha=-lr)
-    for name, column in columns.items():
-        column.copy_(delta[name].reshape(clients, -1))
+    # The updates accumulate in place in ``out``: each parameter's block of columns,
+    # viewed with the parameter's shape, is that parameter's running delta.
+    delta = {
+        name: column.view(clients, *shape)
+        for (name, column), shape in zip(_column_views(out, layout).items(), layout.shapes)
+    }
+    for name, gradient in gradients.items():
+        torch.mul(gradient.detach(), -lr, out=delta[name])
+    if len(batches) > 1:
+        later_step = vmap(grad_and_value(loss), in_dims=(0, 0, 0))
+        for inputs, targets in batches[1:]:
+            local = {name: start[name] + delta[name] for name in delta}
+            gradients, _ = later_step(local, inputs, targets)
+            for name, gradient in gradients.items():
+                delta[name].add_(gradient.detach(), alpha=-lr)
     return out, first_losses.detach()
 
 

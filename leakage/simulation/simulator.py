@@ -189,11 +189,8 @@ class Simulator:
                     f"round {round_index}: update of client {client} contains NaN or Inf "
                     f"(lr={settings.lr} may be too large)"
                 )
-        if settings.algorithm == "fedavg":
-            counts = [len(partition[c]) for c in client_ids]
-        else:
-            counts = [len(orders[c]) for c in client_ids]
-        weights = torch.tensor(counts, dtype=torch.float64)
+        counted = partition if settings.algorithm == "fedavg" else orders
+        weights = torch.tensor([counted[c].shape[0] for c in client_ids], dtype=torch.float64)
         public: dict[str, Any] = {
             "algorithm": settings.algorithm,
             "lr": settings.lr,
@@ -217,7 +214,7 @@ class Simulator:
         )
         outcome = scheme.run_round(context)
         survivors = outcome.survivors
-        arrived_losses = [float(first_losses[client_ids.index(c)]) for c in survivors]
+        arrived_losses = first_losses[[context.row(c) for c in survivors]]
         record = RoundRecord(
             round_index=round_index,
             params_before=params,
@@ -227,7 +224,7 @@ class Simulator:
             scheme=scheme.name,
             public={**public, **outcome.public},
             views=outcome.views,
-            metrics={"train_loss": float(np.mean(arrived_losses)) if arrived_losses else float("nan")},
+            metrics={"train_loss": float(arrived_losses.mean()) if survivors else float("nan")},
         )
         truth = RoundTruth(
             round_index=round_index,
