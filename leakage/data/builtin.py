@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 from sklearn import datasets as sklearn_datasets
 
 from leakage.data.base import DATASETS, Dataset
-from leakage.errors import ConfigError
+from leakage.checks import require_int
 
 __all__ = ["load_binary_features", "load_breast_cancer", "load_digits", "load_sample_patches"]
 
@@ -39,14 +39,6 @@ def _read_only(array: _ArrayT) -> _ArrayT:
 def _above_median(values: NDArray[np.floating]) -> torch.Tensor:
     """Return a bool tensor marking values strictly above their median."""
     return torch.from_numpy(values > np.median(values))
-
-
-def _require_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def _image_dataset(
@@ -244,9 +236,9 @@ def load_binary_features(
     >>> data.inputs.shape, sorted(data.inputs.unique().tolist())
     (torch.Size([10, 4]), [0.0, 1.0])
     """
-    n_samples = _require_int("n_samples", n_samples, 1)
-    n_features = _require_int("n_features", n_features, 1)
-    seed = _require_int("seed", seed, 0)
+    n_samples = require_int("n_samples", n_samples, minimum=1)
+    n_features = require_int("n_features", n_features, minimum=1)
+    seed = require_int("seed", seed, minimum=0)
     weight_rng, feature_rng, label_rng = (
         np.random.default_rng(stream) for stream in np.random.SeedSequence(seed).spawn(3)
     )

@@ -9,7 +9,6 @@ and the same generator state gives the same partition.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -18,6 +17,7 @@ import torch
 from numpy.typing import NDArray
 from torch import Tensor
 
+from leakage.checks import require_int, require_positive_float
 from leakage.errors import ConfigError
 from leakage.registry import Registry
 
@@ -75,21 +75,6 @@ def _check_common(targets: object, n_clients: object, rng: object) -> int:
     return num_samples
 
 
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _check_alpha(alpha: object) -> float:
-    message = f"alpha must be a finite number > 0, got {alpha!r}"
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.floating, np.integer)):
-        raise ConfigError(message)
-    if not math.isfinite(alpha) or alpha <= 0:
-        raise ConfigError(message)
-    return float(alpha)
-
-
 def _as_tensors(parts: Sequence[NDArray[np.integer[Any]]]) -> list[Tensor]:
     return [torch.from_numpy(np.sort(part).astype(np.int64)) for part in parts]
 
@@ -127,7 +112,7 @@ def partition_iid(
         if replacement:
             raise ConfigError("replacement=True needs samples_per_client, got None")
         return _as_tensors(np.array_split(rng.permutation(num_samples), n_clients))
-    per_client = _check_int("samples_per_client", samples_per_client, 1)
+    per_client = require_int("samples_per_client", samples_per_client, minimum=1)
     if replacement:
         if per_client > num_samples:
             raise ConfigError(
@@ -177,9 +162,9 @@ def partition_dirichlet(
     20
     """
     num_samples = _check_common(targets, n_clients, rng)
-    concentration = _check_alpha(alpha)
-    min_size = _check_int("min_size", min_size, 1)
-    max_attempts = _check_int("max_attempts", max_attempts, 1)
+    concentration = require_positive_float("alpha", alpha)
+    min_size = require_int("min_size", min_size, minimum=1)
+    max_attempts = require_int("max_attempts", max_attempts, minimum=1)
     if n_clients * min_size > num_samples:
         raise ConfigError(
             f"min_size={min_size} for {n_clients} clients needs {n_clients * min_size} "
@@ -242,7 +227,7 @@ def partition_quantity(
     (10, True)
     """
     num_samples = _check_common(targets, n_clients, rng)
-    concentration = _check_alpha(alpha)
+    concentration = require_positive_float("alpha", alpha)
     proportions = rng.dirichlet(np.full(n_clients, concentration))
     sizes = 1 + rng.multinomial(num_samples - n_clients, proportions)
     shuffled = rng.permutation(num_samples)

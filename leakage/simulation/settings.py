@@ -2,31 +2,17 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, get_args
 
+from leakage.checks import require_int, require_positive_float
 from leakage.errors import ConfigError
 
 __all__ = ["Algorithm", "SimulationSettings", "ALGORITHMS"]
 
 Algorithm = Literal["fedsgd", "fedavg"]
 ALGORITHMS: tuple[str, ...] = get_args(Algorithm)
-
-
-def _require_int(name: str, value: object, *, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
-
-
-def _require_positive_float(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"{name} must be a number > 0, got {value!r}")
-    if not math.isfinite(value) or value <= 0:
-        raise ConfigError(f"{name} must be a finite number > 0, got {value}")
 
 
 @dataclass(frozen=True)
@@ -81,35 +67,35 @@ class SimulationSettings:
             value = getattr(self, name)
             if not isinstance(value, str) or not value:
                 raise ConfigError(f"{name} must be a registered name (a string), got {value!r}")
-        _require_int("n_clients", self.n_clients, minimum=1)
+        require_int("n_clients", self.n_clients, minimum=1)
         if self.clients_per_round is not None:
-            _require_int("clients_per_round", self.clients_per_round, minimum=1)
+            require_int("clients_per_round", self.clients_per_round, minimum=1)
             if self.clients_per_round > self.n_clients:
                 raise ConfigError(
                     f"clients_per_round must be <= n_clients ({self.n_clients}), "
                     f"got {self.clients_per_round}"
                 )
-        _require_int("rounds", self.rounds, minimum=1)
+        require_int("rounds", self.rounds, minimum=1)
         if self.algorithm not in ALGORITHMS:
             raise ConfigError(
                 f"algorithm must be one of {', '.join(ALGORITHMS)}, got {self.algorithm!r}"
             )
-        _require_int("local_epochs", self.local_epochs, minimum=1)
+        require_int("local_epochs", self.local_epochs, minimum=1)
         if self.algorithm == "fedsgd" and self.local_epochs != 1:
             raise ConfigError(
                 f"local_epochs must be 1 for fedsgd (one gradient step), got {self.local_epochs}"
             )
         if self.batch_size is not None:
-            _require_int("batch_size", self.batch_size, minimum=1)
-        _require_positive_float("lr", self.lr)
-        _require_positive_float("server_lr", self.server_lr)
+            require_int("batch_size", self.batch_size, minimum=1)
+        require_positive_float("lr", self.lr)
+        require_positive_float("server_lr", self.server_lr)
         if (
             isinstance(self.dropout, bool)
             or not isinstance(self.dropout, (int, float))
             or not 0.0 <= self.dropout < 1.0
         ):
             raise ConfigError(f"dropout must be a probability in [0, 1), got {self.dropout!r}")
-        _require_int("seed", self.seed, minimum=0)
+        require_int("seed", self.seed, minimum=0)
         for name in ("dataset_options", "model_options", "scheme_options", "partition_options"):
             if not isinstance(getattr(self, name), Mapping):
                 raise ConfigError(f"{name} must be a table of options, got {getattr(self, name)!r}")

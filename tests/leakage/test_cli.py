@@ -46,7 +46,7 @@ def test_simulate_writes_a_transcript_and_a_summary(tmp_path, capsys) -> None:
         (["--partition", "shards"], "unknown partition 'shards'; choose one of: dirichlet, iid, property, quantity"),
         (["--clients-per-round", "20"], "clients_per_round must be <= n_clients (10), got 20"),
         (["--lr", "-1"], "lr must be a finite number > 0, got -1.0"),
-        (["--rounds", "0"], "rounds must be >= 1, got 0"),
+        (["--rounds", "0"], "rounds must be an integer >= 1, got 0"),
         (["--partition", "dirichlet", "--option", "partition.alpha=0"], "alpha"),
         (["--option", "nonsense"], "--option must look like SECTION.KEY=VALUE"),
         (["--option", "model.depth=3"], "unknown option 'depth' for model 'mlp'"),

@@ -1,0 +1,41 @@
+"""Boundary checks shared by constructors and config loading; each names the field."""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+from leakage.errors import ConfigError
+
+__all__ = ["require_int", "require_positive_float"]
+
+
+def require_int(name: str, value: object, *, minimum: int) -> int:
+    """Return ``value`` as an int, or raise ConfigError naming ``name`` and the bound.
+
+    >>> require_int("rounds", 3, minimum=1)
+    3
+    >>> require_int("rounds", 0, minimum=1)
+    Traceback (most recent call last):
+    ...
+    leakage.errors.ConfigError: rounds must be an integer >= 1, got 0
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def require_positive_float(name: str, value: object) -> float:
+    """Return ``value`` as a float if it is finite and > 0, else raise ConfigError naming ``name``.
+
+    >>> require_positive_float("lr", 0.1)
+    0.1
+    """
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ConfigError(f"{name} must be a finite number > 0, got {value!r}")
+    return float(value)
