@@ -13,6 +13,7 @@ from typing import Any
 
 from leakage.aggregation import SCHEMES
 from leakage.data import DATASETS, PARTITIONS, load_dataset
+from leakage.environment import environment_info
 from leakage.errors import ConfigError
 from leakage.models import MODELS
 from leakage.simulation import ALGORITHMS, SimulationSettings, Simulator
@@ -121,8 +122,6 @@ def _simulate(args: argparse.Namespace) -> None:
 def _save(out: Path, transcript: Any, summaries: Sequence[Any]) -> None:
     """Write the transcript and a JSON summary; never leave a half-written file behind."""
     out.mkdir(parents=True, exist_ok=True)
-    from leakage.environment import environment_info
-
     summary = {
         "settings": dict(transcript.settings),
         "environment": environment_info(),

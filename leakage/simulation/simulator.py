@@ -248,8 +248,8 @@ class Simulator:
         groups: dict[int, list[int]] = defaultdict(list)
         for row, client in enumerate(client_ids):
             groups[len(orders[client])].append(row)
-        # Chunks small enough that the allocator reuses their memory instead of
-        # mapping fresh pages for every call (page faults dominated large chunks).
+        # Bound each vmap call's temporaries (per-client gradients, activations): small
+        # blocks are recycled by the allocator, large ones cost fresh pages every call.
         chunk = max(1, _CHUNK_BYTES // (params.numel() * params.element_size()))
         updates = torch.empty(len(client_ids), params.numel(), dtype=params.dtype)
         first_losses = torch.empty(len(client_ids))
