@@ -58,7 +58,7 @@ def transcript_to_data(transcript: Transcript) -> dict[str, Any]:
         for r in transcript.rounds
     ]
     truth = transcript.truth
-    return _encode(
+    encoded: dict[str, Any] = _encode(
         {
             "format": TRANSCRIPT_FORMAT,
             "settings": dict(transcript.settings),
@@ -81,6 +81,7 @@ def transcript_to_data(transcript: Transcript) -> dict[str, Any]:
             },
         }
     )
+    return encoded
 
 
 def transcript_from_data(data: Mapping[str, Any]) -> Transcript:

@@ -97,7 +97,10 @@ def _simulate(args: argparse.Namespace) -> None:
         server_lr=args.server_lr,
         dropout=args.dropout,
         seed=args.seed,
-        **{f"{section}_options": values for section, values in options.items()},
+        dataset_options=options["dataset"],
+        model_options=options["model"],
+        scheme_options=options["scheme"],
+        partition_options=options["partition"],
     )
     for name, registry in (("dataset", DATASETS), ("model", MODELS), ("scheme", SCHEMES), ("partition", PARTITIONS)):
         registry.get(getattr(settings, name))  # fail on a bad name before any work

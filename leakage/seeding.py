@@ -53,7 +53,8 @@ def _splitmix64(values: np.ndarray) -> np.ndarray:
         values = values + np.uint64(0x9E3779B97F4A7C15)
         values = (values ^ (values >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
         values = (values ^ (values >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return values ^ (values >> np.uint64(31))
+        mixed: np.ndarray = values ^ (values >> np.uint64(31))
+        return mixed
 
 
 def hashed_permutations(seed: int, path: tuple[int, ...], ids: np.ndarray, length: int) -> np.ndarray:
@@ -75,4 +76,5 @@ def hashed_permutations(seed: int, path: tuple[int, ...], ids: np.ndarray, lengt
     positions = np.arange(length, dtype=np.uint64)
     with np.errstate(over="ignore"):
         keys = _splitmix64(client_keys[:, None] * np.uint64(0xD6E8FEB86659FD93) + positions[None, :])
-    return np.argsort(keys, axis=1, kind="stable")
+    permutations: np.ndarray = np.argsort(keys, axis=1, kind="stable")
+    return permutations

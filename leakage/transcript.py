@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -105,7 +106,7 @@ class Transcript:
         truth: ground truth, kept apart from the views.
     """
 
-    settings: Mapping[str, object]
+    settings: Mapping[str, Any]
     layout: ParameterLayout
     initial_params: Tensor
     rounds: tuple[RoundRecord, ...]
@@ -133,10 +134,10 @@ class Transcript:
         settings = self.settings
         model = create_model(
             str(settings["model"]),
-            input_shape=tuple(settings["input_shape"]),  # type: ignore[arg-type]
-            num_classes=int(settings["num_classes"]),  # type: ignore[arg-type]
+            input_shape=tuple(settings["input_shape"]),
+            num_classes=int(settings["num_classes"]),
             generator=torch.Generator().manual_seed(0),
-            **dict(settings.get("model_options", {})),  # type: ignore[arg-type]
+            **dict(settings.get("model_options", {})),
         )
         return load_flat_parameters(model, self.final_params if params is None else params)
 

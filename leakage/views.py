@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Union
+from typing import Any, Union
 
 from torch import Tensor
 
@@ -24,7 +24,7 @@ EAVESDROPPER = "eavesdropper"
 PUBLIC = "public"
 
 Message = Union[Tensor, bytes]
-PublicValue = Union[int, float, str, bool, None, list, dict]
+PublicValue = Union[int, float, str, bool, None, list[Any], dict[str, Any]]
 
 
 def client_observer(client_id: int) -> str:
@@ -96,15 +96,15 @@ class RoundView:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, object]) -> "RoundView":
+    def from_dict(cls, data: Mapping[str, Any]) -> "RoundView":
         """Inverse of :meth:`to_dict`."""
         return cls(
-            round_index=int(data["round_index"]),  # type: ignore[arg-type]
+            round_index=int(data["round_index"]),
             observer=str(data["observer"]),
-            params_before=data["params_before"],  # type: ignore[arg-type]
-            params_after=data["params_after"],  # type: ignore[arg-type]
-            received=dict(data["received"]),  # type: ignore[call-overload]
-            own=dict(data["own"]),  # type: ignore[call-overload]
-            participants=frozenset(int(c) for c in data["participants"]),  # type: ignore[union-attr]
-            public=dict(data["public"]),  # type: ignore[call-overload]
+            params_before=data["params_before"],
+            params_after=data["params_after"],
+            received=dict(data["received"]),
+            own=dict(data["own"]),
+            participants=frozenset(int(c) for c in data["participants"]),
+            public=dict(data["public"]),
         )

@@ -131,7 +131,8 @@ def create_scheme(name: str, /, **options: Any) -> AggregationScheme:
     >>> create_scheme("plain").name
     'plain'
     """
-    return SCHEMES.create(name, **options)
+    scheme: AggregationScheme = SCHEMES.create(name, **options)
+    return scheme
 
 
 def weighted_mean(updates: Tensor, weights: Tensor) -> Tensor:

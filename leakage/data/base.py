@@ -84,6 +84,7 @@ def load_dataset(name: str, /, **options: object) -> Dataset:
     Raises:
         UnknownNameError: ``name`` is not registered (the message lists the valid names).
     """
-    return DATASETS.create(name, **options)
+    dataset: Dataset = DATASETS.create(name, **options)
+    return dataset
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -42,7 +44,7 @@ class ParameterLayout:
         {'w': (2, 2), 'b': (2,)}
         """
         batch = flat.shape[:-1]
-        pieces = torch.split(flat, self.sizes, dim=-1)
+        pieces = torch.split(flat, list(self.sizes), dim=-1)
         return {
             name: piece.reshape(*batch, *shape)
             for name, piece, shape in zip(self.names, pieces, self.shapes)
@@ -53,10 +55,10 @@ class ParameterLayout:
         return {"names": list(self.names), "shapes": [list(s) for s in self.shapes]}
 
     @classmethod
-    def from_dict(cls, data: dict[str, object]) -> "ParameterLayout":
+    def from_dict(cls, data: Mapping[str, Any]) -> "ParameterLayout":
         """Inverse of :meth:`to_dict`."""
-        names = tuple(str(n) for n in data["names"])  # type: ignore[union-attr]
-        shapes = tuple(tuple(int(d) for d in s) for s in data["shapes"])  # type: ignore[union-attr]
+        names = tuple(str(n) for n in data["names"])
+        shapes = tuple(tuple(int(d) for d in s) for s in data["shapes"])
         return cls(names, shapes)
 
 

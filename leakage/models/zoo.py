@@ -23,6 +23,9 @@ __all__ = ["MODELS", "create_model"]
 ModelBuilder = Callable[..., nn.Module]
 MODELS: Registry[ModelBuilder] = Registry("model")
 
+# Initialisations that differ from torch's defaults, with the reason in each builder's docstring.
+_INIT_SCHEMES: dict[str, Literal["uniform_half", "resnet"]] = {"lenet": "uniform_half", "resnet18": "resnet"}
+
 _ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
 
 
@@ -53,8 +56,8 @@ def create_model(
         raise ConfigError(f"num_classes must be >= 2, got {num_classes}")
     if not input_shape or any(int(size) < 1 for size in input_shape):
         raise ConfigError(f"input_shape must be non-empty and positive, got {input_shape}")
-    model = MODELS.create(name, tuple(int(s) for s in input_shape), int(num_classes), **options)
-    _initialize(model, generator, scheme=getattr(model, "init_scheme", "default"))
+    model: nn.Module = MODELS.create(name, tuple(int(s) for s in input_shape), int(num_classes), **options)
+    _initialize(model, generator, scheme=_INIT_SCHEMES.get(name, "default"))
     return model
 
 
@@ -116,7 +119,6 @@ def lenet(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     with torch.device("meta"):
         flat = features(torch.empty(1, channels, height, width)).numel()
     model = nn.Sequential(features, nn.Flatten(), nn.Linear(flat, num_classes))
-    model.init_scheme = "uniform_half"  # type: ignore[assignment]
     return model
 
 
@@ -150,14 +152,13 @@ def resnet18(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     clients exchange exactly the parameter vector and updates vectorise across clients.
     """
     channels, _, _ = _image_shape(input_shape, "resnet18")
-    model = torchvision.models.resnet18(
+    model: nn.Module = torchvision.models.resnet18(
         weights=None,
         num_classes=num_classes,
         norm_layer=lambda features: nn.BatchNorm2d(features, track_running_stats=False),
     )
     model.conv1 = nn.Conv2d(channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
-    model.maxpool = nn.Identity()  # type: ignore[assignment]
-    model.init_scheme = "resnet"  # type: ignore[assignment]
+    model.maxpool = nn.Identity()
     return model
 
 

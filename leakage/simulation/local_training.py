@@ -115,4 +115,4 @@ def train_clients_vectorised(
 
 def _column_views(flat: Tensor, layout: ParameterLayout) -> dict[str, Tensor]:
     """Views ``[C, size]`` of ``flat`` ``[C, P]`` holding each parameter's entries."""
-    return dict(zip(layout.names, torch.split(flat, layout.sizes, dim=-1)))
+    return dict(zip(layout.names, torch.split(flat, list(layout.sizes), dim=-1)))

@@ -109,7 +109,8 @@ class SimulationSettings:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready plain data (tuples become lists), for transcripts and reports."""
-        return _plain(asdict(self))
+        plain: dict[str, Any] = _plain(asdict(self))
+        return plain
 
 
 def _plain(value: Any) -> Any:
