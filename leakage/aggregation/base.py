@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, ClassVar
+from typing import ClassVar, Literal
 
 import torch
 from torch import Tensor
@@ -21,12 +21,56 @@ from leakage.views import PublicValue, RoundView
 
 __all__ = [
     "AggregationScheme",
+    "ClientSampling",
+    "Deployment",
     "RoundContext",
     "RoundOutcome",
     "SCHEMES",
-    "create_scheme",
     "weighted_mean",
 ]
+
+ClientSampling = Literal["fixed", "poisson"]
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """The facts about a deployment a scheme may check before the first round.
+
+    Attributes:
+        n_clients: clients in the population.
+        clients_per_round: clients sampled per round (the expected number under
+            Poisson sampling).
+        client_sampling: ``"fixed"`` (exactly ``clients_per_round``, uniformly without
+            replacement) or ``"poisson"`` (each client independently with probability
+            ``clients_per_round / n_clients``).
+        rounds: number of rounds.
+        num_parameters: length ``P`` of the flat update vector.
+        client_weights: each client's aggregation weight whenever it takes part
+            (its sample count), indexed by client id.
+    """
+
+    n_clients: int
+    clients_per_round: int
+    client_sampling: ClientSampling
+    rounds: int
+    num_parameters: int
+    client_weights: tuple[float, ...]
+
+    @property
+    def sampling_rate(self) -> float:
+        """Probability that a given client takes part in a given round."""
+        return self.clients_per_round / self.n_clients
+
+    @property
+    def max_round_clients(self) -> int:
+        """The most clients any round can sample."""
+        return self.n_clients if self.client_sampling == "poisson" else self.clients_per_round
+
+    @property
+    def max_round_weight(self) -> float:
+        """The largest total weight one round can have (the heaviest possible sample)."""
+        heaviest = sorted(self.client_weights, reverse=True)[: self.max_round_clients]
+        return float(sum(heaviest))
 
 
 @dataclass(frozen=True)
@@ -95,12 +139,17 @@ class RoundOutcome:
         survivors: clients whose contribution entered the aggregate, sorted.
         views: one view per observer that saw anything this round.
         public: the scheme's public parameters for this round (merged into the record).
+        metrics: measurements of the run that no observer is shown (how many values
+            were clipped, bytes sent...), recorded next to the ground truth.
+        aborted: why the round aborted (the model is then unchanged), or ``None``.
     """
 
     params_after: Tensor
     survivors: tuple[int, ...]
     views: Mapping[str, RoundView]
     public: Mapping[str, PublicValue] = field(default_factory=dict)
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    aborted: str | None = None
 
 
 class AggregationScheme(ABC):
@@ -113,6 +162,27 @@ class AggregationScheme(ABC):
 
     name: ClassVar[str] = ""
 
+    def prepare(self, deployment: Deployment) -> None:
+        """Check the scheme against ``deployment`` before any round runs.
+
+        Schemes whose parameters depend on the deployment (a ring that must hold the
+        sum of every possible round, a threshold no larger than a round) raise
+        :class:`~leakage.errors.ConfigError` here, before any training happens.
+        """
+
+    def min_summands(self, deployment: Deployment) -> int:
+        """Return the fewest client contributions in any aggregate this scheme releases.
+
+        Distributed noise is split over this many clients so that every released
+        aggregate carries at least the full noise. Schemes that release anything with
+        fewer contributors (a plain sum of the survivors) return 1.
+        """
+        return 1
+
+    def lattice_step(self) -> float | None:
+        """Return the spacing of the grid inputs are rounded to, or ``None`` for reals."""
+        return None
+
     @abstractmethod
     def run_round(self, context: RoundContext) -> RoundOutcome:
         """Aggregate ``context.updates`` and return the new model and every view."""
@@ -123,16 +193,6 @@ class AggregationScheme(ABC):
 
 
 SCHEMES: Registry[type[AggregationScheme]] = Registry("scheme", plugin_modules=("defenses",))
-
-
-def create_scheme(name: str, /, **options: Any) -> AggregationScheme:
-    """Build the registered aggregation scheme ``name`` with keyword ``options``.
-
-    >>> create_scheme("plain").name
-    'plain'
-    """
-    scheme: AggregationScheme = SCHEMES.create(name, **options)
-    return scheme
 
 
 def weighted_mean(updates: Tensor, weights: Tensor) -> Tensor:

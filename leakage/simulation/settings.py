@@ -6,13 +6,16 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, get_args
 
+from leakage.aggregation.base import ClientSampling
+
 from leakage.checks import require_int, require_positive_float
 from leakage.errors import ConfigError
 
-__all__ = ["Algorithm", "SimulationSettings", "ALGORITHMS"]
+__all__ = ["Algorithm", "SimulationSettings", "ALGORITHMS", "CLIENT_SAMPLINGS"]
 
 Algorithm = Literal["fedsgd", "fedavg"]
 ALGORITHMS: tuple[str, ...] = get_args(Algorithm)
+CLIENT_SAMPLINGS: tuple[str, ...] = get_args(ClientSampling)
 
 
 @dataclass(frozen=True)
@@ -23,8 +26,12 @@ class SimulationSettings:
         dataset: registry name in ``leakage.data.DATASETS``.
         model: registry name in ``leakage.models.MODELS``.
         n_clients: clients in the population.
-        clients_per_round: clients sampled uniformly without replacement each round;
-            ``None`` samples all of them.
+        clients_per_round: clients sampled each round (the expected number under
+            Poisson sampling); ``None`` samples all of them.
+        client_sampling: ``"fixed"`` samples exactly ``clients_per_round`` clients
+            uniformly without replacement; ``"poisson"`` includes each client
+            independently with probability ``clients_per_round / n_clients``, as DP
+            accountants with sampling amplification assume.
         rounds: number of rounds.
         algorithm: ``"fedsgd"`` (one gradient step on one local batch) or ``"fedavg"``
             (``local_epochs`` passes over the local data in batches of ``batch_size``).
@@ -32,13 +39,16 @@ class SimulationSettings:
         batch_size: local batch size; ``None`` uses all of a client's samples.
         lr: client learning rate.
         server_lr: global step: ``params_after = params_before + server_lr * mean update``.
-        scheme: registry name in ``leakage.aggregation.SCHEMES``.
+        scheme: a registered scheme name, or an ordered composition of client
+            mechanisms and a protocol (``("compression", "secagg")``, or the same
+            names separated by commas).
         partition: registry name in ``leakage.data.PARTITIONS``.
         dropout: probability that a sampled client drops before its update arrives.
         seed: the one experiment seed every random stream derives from.
         dataset_options, model_options, scheme_options, partition_options: keyword
             options for the registered constructors (``partition_options={"alpha": 0.5}``;
-            ``{"property": "high_ink", "fraction": 0.1}`` picks a dataset property).
+            ``{"property": "high_ink", "fraction": 0.1}`` picks a dataset property). A
+            composed scheme takes one table per stage: ``{"secagg": {"clip_range": 1}}``.
         vectorise: train clients with equal batch shapes together with ``vmap``.
     """
 
@@ -46,13 +56,14 @@ class SimulationSettings:
     model: str = "mlp"
     n_clients: int = 10
     clients_per_round: int | None = None
+    client_sampling: ClientSampling = "fixed"
     rounds: int = 5
     algorithm: Algorithm = "fedavg"
     local_epochs: int = 1
     batch_size: int | None = 16
     lr: float = 0.1
     server_lr: float = 1.0
-    scheme: str = "plain"
+    scheme: str | tuple[str, ...] = "plain"
     partition: str = "iid"
     dropout: float = 0.0
     seed: int = 0
@@ -63,10 +74,16 @@ class SimulationSettings:
     vectorise: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("dataset", "model", "scheme", "partition"):
+        for name in ("dataset", "model", "partition"):
             value = getattr(self, name)
             if not isinstance(value, str) or not value:
                 raise ConfigError(f"{name} must be a registered name (a string), got {value!r}")
+        if isinstance(self.scheme, (list, tuple)):
+            object.__setattr__(self, "scheme", tuple(self.scheme))
+        if not (isinstance(self.scheme, str) and self.scheme) and not (
+            isinstance(self.scheme, tuple) and self.scheme and all(isinstance(s, str) and s for s in self.scheme)
+        ):
+            raise ConfigError(f"scheme must be a registered name or a list of names, got {self.scheme!r}")
         require_int("n_clients", self.n_clients, minimum=1)
         if self.clients_per_round is not None:
             require_int("clients_per_round", self.clients_per_round, minimum=1)
@@ -75,6 +92,10 @@ class SimulationSettings:
                     f"clients_per_round must be <= n_clients ({self.n_clients}), "
                     f"got {self.clients_per_round}"
                 )
+        if self.client_sampling not in CLIENT_SAMPLINGS:
+            raise ConfigError(
+                f"client_sampling must be one of {', '.join(CLIENT_SAMPLINGS)}, got {self.client_sampling!r}"
+            )
         require_int("rounds", self.rounds, minimum=1)
         if self.algorithm not in ALGORITHMS:
             raise ConfigError(
@@ -104,7 +125,7 @@ class SimulationSettings:
 
     @property
     def sampled_per_round(self) -> int:
-        """Number of clients sampled in every round."""
+        """Number of clients sampled in every round (the expected number under Poisson)."""
         return self.n_clients if self.clients_per_round is None else self.clients_per_round
 
     def to_dict(self) -> dict[str, Any]:

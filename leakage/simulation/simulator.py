@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from leakage.aggregation import AggregationScheme, RoundContext, create_scheme
+from leakage.aggregation import AggregationScheme, Deployment, RoundContext, create_scheme
 from leakage.data import Dataset, load_dataset, partition_dataset
 from leakage.errors import ConfigError, NonFiniteUpdateError
 from leakage.models import ParameterLayout, create_model, flatten_parameters
@@ -68,6 +68,7 @@ class Simulator:
             **settings.model_options,
         )
         layout = ParameterLayout.of(model)
+        scheme.prepare(self._deployment(partition, layout.num_parameters))
         loss = make_loss(model)
         initial_params = flatten_parameters(model)
         params = initial_params
@@ -98,6 +99,20 @@ class Simulator:
             ),
         )
 
+    def _deployment(self, partition: Sequence[Tensor], num_parameters: int) -> Deployment:
+        settings = self.settings
+        sizes = [len(indices) for indices in partition]
+        if settings.algorithm == "fedsgd" and settings.batch_size is not None:
+            sizes = [min(size, settings.batch_size) for size in sizes]
+        return Deployment(
+            n_clients=settings.n_clients,
+            clients_per_round=settings.sampled_per_round,
+            client_sampling=settings.client_sampling,
+            rounds=settings.rounds,
+            num_parameters=num_parameters,
+            client_weights=tuple(float(size) for size in sizes),
+        )
+
     def _partition(self, dataset: Dataset) -> list[Tensor]:
         settings = self.settings
         options = dict(settings.partition_options)
@@ -121,6 +136,10 @@ class Simulator:
         settings = self.settings
         if settings.clients_per_round is None:
             sampled = np.arange(settings.n_clients)
+        elif settings.client_sampling == "poisson":
+            rate = settings.clients_per_round / settings.n_clients
+            draws = numpy_rng(settings.seed, Stream.SAMPLING, round_index).random(settings.n_clients)
+            sampled = np.flatnonzero(draws < rate)
         else:
             rng = numpy_rng(settings.seed, Stream.SAMPLING, round_index)
             sampled = np.sort(rng.choice(settings.n_clients, settings.clients_per_round, replace=False))
@@ -215,6 +234,12 @@ class Simulator:
         outcome = scheme.run_round(context)
         survivors = outcome.survivors
         arrived_losses = first_losses[[context.row(c) for c in survivors]]
+        metrics = {"train_loss": float(arrived_losses.mean()) if survivors else float("nan")}
+        metrics.update(outcome.metrics)
+        round_public = {**public, **outcome.public}
+        if outcome.aborted is not None:
+            logger.warning("round %d aborted, model unchanged: %s", round_index, outcome.aborted)
+            round_public["aborted"] = outcome.aborted
         record = RoundRecord(
             round_index=round_index,
             params_before=params,
@@ -222,9 +247,9 @@ class Simulator:
             sampled=client_ids,
             survivors=survivors,
             scheme=scheme.name,
-            public={**public, **outcome.public},
+            public=round_public,
             views=outcome.views,
-            metrics={"train_loss": float(arrived_losses.mean()) if survivors else float("nan")},
+            metrics=metrics,
         )
         truth = RoundTruth(
             round_index=round_index,
@@ -293,7 +318,7 @@ def _cut(order: Tensor, sizes: Sequence[int], dataset: Dataset) -> list[tuple[Te
 def simulate(
     *,
     dataset: str | Dataset = "digits",
-    scheme: str | AggregationScheme = "plain",
+    scheme: str | Sequence[str] | AggregationScheme = "plain",
     show_progress: bool = False,
     **settings: Any,
 ) -> Transcript:
@@ -301,7 +326,8 @@ def simulate(
 
     Args:
         dataset: a registered dataset name or an already loaded :class:`Dataset`.
-        scheme: a registered scheme name or a configured :class:`AggregationScheme`.
+        scheme: a registered scheme name, a composition (a list of names, mechanisms
+            first), or a configured :class:`AggregationScheme`.
         show_progress: show a progress bar over rounds.
         settings: any other :class:`SimulationSettings` field (``model``, ``n_clients``,
             ``clients_per_round``, ``rounds``, ``algorithm``, ``lr``, ``seed``...).
@@ -325,7 +351,11 @@ def simulate(
     scheme_object = scheme if isinstance(scheme, AggregationScheme) else None
     resolved = SimulationSettings(
         dataset=dataset.name if isinstance(dataset, Dataset) else dataset,
-        scheme=scheme.name if isinstance(scheme, AggregationScheme) else scheme,
+        scheme=(
+            scheme.name
+            if isinstance(scheme, AggregationScheme)
+            else scheme if isinstance(scheme, str) else tuple(scheme)
+        ),
         **settings,
     )
     return Simulator(resolved, dataset=dataset_object, scheme=scheme_object).run(
