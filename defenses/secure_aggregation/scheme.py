@@ -1,0 +1,421 @@
+"""``secagg`` and ``secagg+``: secure aggregation schemes that run the real protocol each round.
+
+Each round the sampled clients encode their updates into ``Z_(2^k)``
+(:class:`~defenses.secure_aggregation.ring.RingEncoding`) and run the four stages of
+:func:`~defenses.secure_aggregation.protocol.run_protocol` with fresh keys. The views
+hold exactly the protocol's messages: public keys, the encrypted shares the server
+relays, the masked vectors, the revealed shares; never a plaintext update.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from typing import Literal, get_args
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from defenses.secure_aggregation.graph import (
+    Graph,
+    complete_graph,
+    default_degree,
+    harary_graph,
+)
+from defenses.secure_aggregation.protocol import (
+    ProtocolConfig,
+    ProtocolResult,
+    Stage,
+    run_protocol,
+)
+from defenses.secure_aggregation.ring import RingEncoding
+from leakage.aggregation import (
+    SCHEMES,
+    AggregationScheme,
+    Deployment,
+    RoundContext,
+    RoundOutcome,
+)
+from leakage.checks import require_int, require_positive_float
+from leakage.errors import ConfigError
+from leakage.views import (
+    EAVESDROPPER,
+    PUBLIC,
+    SERVER,
+    Message,
+    PublicValue,
+    RoundView,
+    client_observer,
+)
+
+__all__ = ["DropoutStage", "SecureAggregation", "SecureAggregationPlus"]
+
+DropoutStage = Literal["advertise", "share", "masked_input", "random"]
+DROPOUT_STAGES: tuple[str, ...] = get_args(DropoutStage)
+_STAGES = {"advertise": Stage.ADVERTISE, "share": Stage.SHARE, "masked_input": Stage.MASKED_INPUT}
+
+
+@SCHEMES.register("secagg")
+class SecureAggregation(AggregationScheme):
+    """Secure aggregation of Bonawitz et al. (CCS 2017), semi-honest server, with dropouts.
+
+    The server learns ``sum_{u in U3} w_u x_u`` and ``sum w_u`` (``w_u`` the integer
+    sample-count weight, ``x_u`` the clipped, fixed-point update) and nothing else about
+    single updates, as long as at least ``threshold`` clients remain and the server does
+    not collude with clients. With two participants each one still learns the other's
+    update from the new model (the round-difference attack): secure aggregation hides an
+    update only among many.
+
+    Views: ``server``: public keys, the share ciphertexts it relayed, the masked vectors
+    (raw ring words), the revealed shares, both global models and the decoded
+    ``aggregate``. ``eavesdropper``: the same messages (no transport encryption is
+    assumed on top of the protocol's own) and both models, not the decoded aggregate.
+    ``client:<id>``: its own true update, data, clipped-value count and masked vector,
+    the public keys and the share ciphertexts addressed to it, and the new model if it
+    stayed to the end. ``public``: the final model.
+
+    Args:
+        clip_range: each coordinate is clipped to ``[-clip_range, clip_range]``.
+        ring_bits: ``k``, the ring is ``Z_(2^k)``, ``16 <= k <= 64``.
+        precision_bits: fixed-point levels ``2**precision_bits - 1`` per ``clip_range``;
+            ``None`` takes the most the ring holds without overflow.
+        threshold: ``t``, shares needed to rebuild a secret and the fewest clients that
+            may remain; ``None`` is a majority of each client's shareholders.
+        dropout_stage: when the simulator's dropped clients drop: ``"advertise"``,
+            ``"share"``, ``"masked_input"``, or ``"random"`` (each one at a stage drawn
+            uniformly from the three).
+        unmask_dropout: probability that a client whose masked input arrived drops
+            before answering the unmasking request (its input still counts).
+        entropy: source of protocol secrets; ``os.urandom`` unless a test needs repeats.
+    """
+
+    name = "secagg"
+
+    def __init__(
+        self,
+        *,
+        clip_range: float = 1.0,
+        ring_bits: int = 32,
+        precision_bits: int | None = None,
+        threshold: int | None = None,
+        dropout_stage: DropoutStage = "random",
+        unmask_dropout: float = 0.0,
+        entropy: Callable[[int], bytes] | None = None,
+    ) -> None:
+        require_positive_float("clip_range", clip_range)
+        require_int("ring_bits", ring_bits, minimum=16)
+        if ring_bits > 64:
+            raise ConfigError(f"ring_bits must be an integer in [16, 64], got {ring_bits}")
+        if precision_bits is not None:
+            require_int("precision_bits", precision_bits, minimum=8)
+            if precision_bits > 52:
+                raise ConfigError(f"precision_bits must be an integer in [8, 52] or None, got {precision_bits}")
+        if threshold is not None:
+            require_int("threshold", threshold, minimum=2)
+        if dropout_stage not in DROPOUT_STAGES:
+            raise ConfigError(f"dropout_stage must be one of {', '.join(DROPOUT_STAGES)}, got {dropout_stage!r}")
+        if isinstance(unmask_dropout, bool) or not isinstance(unmask_dropout, (int, float)) or not 0 <= unmask_dropout < 1:
+            raise ConfigError(f"unmask_dropout must be a probability in [0, 1), got {unmask_dropout!r}")
+        self.clip_range = float(clip_range)
+        self.ring_bits = ring_bits
+        self.precision_bits = precision_bits
+        self.threshold = threshold
+        self.dropout_stage = dropout_stage
+        self.unmask_dropout = float(unmask_dropout)
+        self.entropy = entropy or os.urandom
+        self.encoding: RingEncoding | None = None
+        self._deployment: Deployment | None = None
+
+    # -- configuration --------------------------------------------------------------
+
+    def shareholders(self, clients: int) -> int:
+        """Return how many parties hold shares of one client's secrets in a round of ``clients``."""
+        return clients
+
+    def resolved_threshold(self, clients: int) -> int:
+        """Return ``t`` for a round of ``clients`` sampled clients."""
+        if self.threshold is not None:
+            return self.threshold
+        return self.shareholders(clients) // 2 + 1
+
+    def prepare(self, deployment: Deployment) -> None:
+        """Fix the fixed-point encoding and check the threshold against the deployment.
+
+        Raises:
+            ConfigError: weights are not integers, the ring cannot hold a round's sum
+                at 8 bits of precision, or the threshold exceeds the shareholders.
+        """
+        weights = deployment.client_weights
+        if any(w != int(w) or w < 0 for w in weights):
+            raise ConfigError("secure aggregation needs integer sample-count weights; got fractional weights")
+        if deployment.clients_per_round < 2:
+            raise ConfigError(
+                f"clients_per_round must be >= 2 for scheme {self.name!r} (one client's sum is its update), "
+                f"got {deployment.clients_per_round}"
+            )
+        self.encoding = RingEncoding.fitting(
+            ring_bits=self.ring_bits,
+            clip_range=self.clip_range,
+            max_total_weight=max(1, int(deployment.max_round_weight)),
+            precision_bits=self.precision_bits,
+        )
+        holders = self.shareholders(deployment.clients_per_round)
+        if self.threshold is not None and self.threshold > holders:
+            raise ConfigError(
+                f"threshold must be between 2 and the {holders} shareholders of each client "
+                f"({self._holders_phrase()}), got {self.threshold}"
+            )
+        self._deployment = deployment
+
+    def _holders_phrase(self) -> str:
+        return "every client of the round"
+
+    def min_summands(self, deployment: Deployment) -> int:
+        """A round that releases anything has at least ``t`` clients in the sum."""
+        return self.resolved_threshold(deployment.clients_per_round)
+
+    def lattice_step(self) -> float | None:
+        """The fixed-point step inputs are rounded to (available after :meth:`prepare`)."""
+        return None if self.encoding is None else self.encoding.step
+
+    def public_parameters(self) -> dict[str, PublicValue]:
+        public: dict[str, PublicValue] = {"ring_bits": self.ring_bits, "clip_range": self.clip_range}
+        if self.encoding is not None:
+            public["quantization_step"] = self.encoding.step
+        if self.threshold is not None:
+            public["threshold"] = self.threshold
+        return public
+
+    # -- one round ------------------------------------------------------------------
+
+    def graph(self, clients: list[int], generator: torch.Generator) -> Graph:
+        """Return who masks with whom this round: everyone with everyone."""
+        return complete_graph(clients)
+
+    def run_round(self, context: RoundContext) -> RoundOutcome:
+        if self.encoding is None:
+            raise ConfigError(f"scheme {self.name!r} must be prepared for a deployment before it runs a round")
+        encoding = self.encoding
+        clients = list(context.client_ids)
+        length = context.updates.shape[1] + 1
+        if len(clients) < 2:
+            return self._aborted(context, f"only {len(clients)} client sampled; secure aggregation needs >= 2", None)
+        words, clipped = encoding.encode(context.updates, context.weights, context.generator)
+        inputs = {c: words[context.row(c)] for c in clients}
+        dropouts = self._dropouts(context)
+        graph = self.graph(clients, context.generator)
+        threshold = self.resolved_threshold(len(clients))
+        config = ProtocolConfig(
+            session=self.entropy(16), ring_bits=self.ring_bits, length=length, threshold=threshold, neighbours=graph
+        )
+        result = run_protocol(inputs, config, dropouts=dropouts, entropy=self.entropy)
+        metrics = {
+            "clipped_values": float(clipped.sum()),
+            "upload_bytes_per_client": float(_upload_bytes(result, length, np.dtype(encoding.dtype).itemsize)),
+        }
+        public = dict(context.public)
+        public.update(threshold=threshold, quantization_step=encoding.step, neighbours=_degree(graph))
+        if result.total is None:
+            return self._aborted(context, result.aborted or "aborted", result, public, metrics, clipped)
+        weighted_sum, total_weight = encoding.decode_sum(result.total)
+        delta = (weighted_sum / total_weight).to(context.params_before.dtype)
+        params_after = context.apply(delta)
+        views = self._views(context, result, public, params_after, delta, clipped)
+        return RoundOutcome(
+            params_after=params_after,
+            survivors=tuple(sorted(result.survivors)),
+            views=views,
+            public={"threshold": threshold, "quantization_step": encoding.step},
+            metrics=metrics,
+        )
+
+    def _dropouts(self, context: RoundContext) -> dict[int, Stage]:
+        dropouts: dict[int, Stage] = {}
+        draws = torch.rand(len(context.client_ids), 2, generator=context.generator, dtype=torch.float64)
+        for row, client in enumerate(context.client_ids):
+            if client in context.dropped:
+                if self.dropout_stage == "random":
+                    dropouts[client] = Stage(min(2, int(draws[row, 0] * 3)))
+                else:
+                    dropouts[client] = _STAGES[self.dropout_stage]
+            elif draws[row, 1] < self.unmask_dropout:
+                dropouts[client] = Stage.UNMASK
+        return dropouts
+
+    def _aborted(
+        self,
+        context: RoundContext,
+        reason: str,
+        result: ProtocolResult | None,
+        public: Mapping[str, PublicValue] | None = None,
+        metrics: Mapping[str, float] | None = None,
+        clipped: Tensor | None = None,
+    ) -> RoundOutcome:
+        public = dict(context.public) if public is None else public
+        views = {} if result is None else self._views(context, result, public, None, None, clipped)
+        return RoundOutcome(
+            params_after=context.params_before,
+            survivors=(),
+            views=views,
+            public={"aborted": reason},
+            metrics={**(metrics or {}), "aborted": 1.0},
+            aborted=reason,
+        )
+
+    def _views(
+        self,
+        context: RoundContext,
+        result: ProtocolResult,
+        public: Mapping[str, PublicValue],
+        params_after: Tensor | None,
+        delta: Tensor | None,
+        clipped: Tensor | None,
+    ) -> dict[str, RoundView]:
+        wire: dict[str, Message] = {}
+        for sender, advert in result.roster.items():
+            wire[f"keys:{client_observer(sender)}"] = advert.to_bytes()
+        for (sender, recipient), share in result.shares.items():
+            wire[f"share:{client_observer(sender)}->{client_observer(recipient)}"] = share.ciphertext
+        for sender, masked in result.masked.items():
+            wire[f"masked:{client_observer(sender)}"] = masked.vector.tobytes()
+        for sender, response in result.responses.items():
+            wire[f"unmask:{client_observer(sender)}"] = response.to_bytes()
+        survivors = frozenset(result.survivors)
+        server_received = dict(wire)
+        if delta is not None:
+            server_received["aggregate"] = delta
+        views = {
+            SERVER: RoundView(
+                round_index=context.round_index,
+                observer=SERVER,
+                params_before=context.params_before,
+                params_after=params_after,
+                received=server_received,
+                participants=survivors,
+                public=dict(public),
+            ),
+            EAVESDROPPER: RoundView(
+                round_index=context.round_index,
+                observer=EAVESDROPPER,
+                params_before=context.params_before,
+                params_after=params_after,
+                received=wire,
+                participants=survivors,
+            ),
+        }
+        for client in context.client_ids:
+            name = client_observer(client)
+            finished = params_after is not None and client in result.online
+            received: dict[str, Message] = {
+                key: value
+                for key, value in wire.items()
+                if key.startswith("keys:") or (key.startswith("share:") and key.endswith(f"->{name}"))
+            }
+            own: dict[str, Tensor] = {
+                "update": context.updates[context.row(client)],
+                "data_indices": context.client_data[client],
+            }
+            if clipped is not None:
+                own["clipped_values"] = clipped[context.row(client)].reshape(())
+            views[name] = RoundView(
+                round_index=context.round_index,
+                observer=name,
+                params_before=context.params_before,
+                params_after=params_after if finished else None,
+                received=received,
+                own=own,
+                participants=survivors if finished else frozenset(),
+                public=dict(public) if finished else dict(context.public),
+            )
+        if context.is_final_round:
+            views[PUBLIC] = RoundView(
+                round_index=context.round_index,
+                observer=PUBLIC,
+                params_before=None,
+                params_after=params_after if params_after is not None else context.params_before,
+            )
+        return views
+
+
+@SCHEMES.register("secagg+")
+class SecureAggregationPlus(SecureAggregation):
+    """SecAgg+ (Bell et al., CCS 2020): masks and shares only within a random k-regular graph.
+
+    Each client shares its secrets with, and masks against, its ``neighbours`` in a
+    random Harary graph drawn per round from public randomness, so a client's work
+    grows like ``k = O(log n)`` instead of ``n`` and the server's dropout recovery like
+    ``k`` per dropped client. ``threshold`` counts among a client's ``k + 1``
+    shareholders (its neighbours and itself). Views are those of :class:`SecureAggregation`.
+
+    Args:
+        neighbours: ``k``, an even number of neighbours per client; ``None`` takes
+            ``2 * ceil(log2 n)`` (at most ``n - 1``).
+        **options: as for :class:`SecureAggregation`.
+    """
+
+    name = "secagg+"
+
+    def __init__(
+        self,
+        *,
+        neighbours: int | None = None,
+        clip_range: float = 1.0,
+        ring_bits: int = 32,
+        precision_bits: int | None = None,
+        threshold: int | None = None,
+        dropout_stage: DropoutStage = "random",
+        unmask_dropout: float = 0.0,
+        entropy: Callable[[int], bytes] | None = None,
+    ) -> None:
+        super().__init__(
+            clip_range=clip_range,
+            ring_bits=ring_bits,
+            precision_bits=precision_bits,
+            threshold=threshold,
+            dropout_stage=dropout_stage,
+            unmask_dropout=unmask_dropout,
+            entropy=entropy,
+        )
+        if neighbours is not None:
+            require_int("neighbours", neighbours, minimum=2)
+            if neighbours % 2:
+                raise ConfigError(f"neighbours must be an even integer >= 2 (a Harary graph's degree), got {neighbours}")
+        self.neighbours = neighbours
+
+    def degree(self, clients: int) -> int:
+        """Return ``k`` for a round of ``clients`` clients."""
+        wanted = default_degree(clients) if self.neighbours is None else self.neighbours
+        return min(wanted, clients - 1)
+
+    def shareholders(self, clients: int) -> int:
+        return self.degree(clients) + 1
+
+    def _holders_phrase(self) -> str:
+        return "its neighbours and itself"
+
+    def graph(self, clients: list[int], generator: torch.Generator) -> Graph:
+        """Return a random Harary graph drawn from the round's public randomness."""
+        seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+        return harary_graph(clients, self.degree(len(clients)), np.random.default_rng(seed))
+
+    def public_parameters(self) -> dict[str, PublicValue]:
+        public = super().public_parameters()
+        if self.neighbours is not None:
+            public["neighbours"] = self.neighbours
+        return public
+
+
+def _degree(graph: Graph) -> int:
+    return max((len(peers) for peers in graph.values()), default=0)
+
+
+def _upload_bytes(result: ProtocolResult, length: int, itemsize: int) -> float:
+    """Mean bytes a client that reached the masked-input stage sent over the round."""
+    senders = list(result.masked)
+    if not senders:
+        return 0.0
+    share_bytes = sum(len(s.ciphertext) for (sender, _), s in result.shares.items() if sender in result.masked)
+    response_bytes = sum(len(r.to_bytes()) for r in result.responses.values())
+    keys = 64 * len(senders)
+    return (keys + share_bytes + response_bytes + length * itemsize * len(senders)) / len(senders)
