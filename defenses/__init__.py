@@ -1,3 +1,12 @@
-"""Defenses: aggregation schemes and privacy mechanisms, registered in ``leakage.aggregation.SCHEMES``."""
+"""Defenses: aggregation protocols and client mechanisms, registered by name on import.
 
-__all__: list[str] = []
+Protocols (``leakage.aggregation.SCHEMES``): ``secagg``, ``secagg+``
+(:mod:`defenses.secure_aggregation`), ``he`` (:mod:`defenses.he`), ``dp``
+(:mod:`defenses.dp`), ``mpc`` (:mod:`defenses.mpc`). Client mechanisms
+(``leakage.aggregation.MECHANISMS``), placed in front of a protocol: ``compression``
+(:mod:`defenses.compression`), ``ldp`` and ``ddp`` (:mod:`defenses.dp`).
+"""
+
+from defenses import compression, he, mpc, secure_aggregation
+
+__all__ = ["compression", "he", "mpc", "secure_aggregation"]
