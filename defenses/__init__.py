@@ -7,6 +7,6 @@ Protocols (``leakage.aggregation.SCHEMES``): ``secagg``, ``secagg+``
 (:mod:`defenses.compression`), ``ldp`` and ``ddp`` (:mod:`defenses.dp`).
 """
 
-from defenses import compression, he, mpc, secure_aggregation
+from defenses import compression, dp, he, mpc, secure_aggregation
 
-__all__ = ["compression", "he", "mpc", "secure_aggregation"]
+__all__ = ["compression", "dp", "he", "mpc", "secure_aggregation"]
