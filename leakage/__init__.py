@@ -4,7 +4,16 @@ Simulate FL rounds, record exactly what each observer sees, attack those views a
 score how much each aggregation scheme leaks.
 """
 
-from leakage.aggregation import SCHEMES, AggregationScheme, RoundContext, RoundOutcome, create_scheme
+from leakage.aggregation import (
+    MECHANISMS,
+    SCHEMES,
+    AggregationScheme,
+    ClientMechanism,
+    Deployment,
+    RoundContext,
+    RoundOutcome,
+    create_scheme,
+)
 from leakage.data import DATASETS, PARTITIONS, Dataset, load_dataset, partition_dataset
 from leakage.errors import (
     ConfigError,
@@ -13,7 +22,13 @@ from leakage.errors import (
     ThreatModelError,
     UnknownNameError,
 )
-from leakage.models import MODELS, ParameterLayout, create_model, flatten_parameters, load_flat_parameters
+from leakage.models import (
+    MODELS,
+    ParameterLayout,
+    create_model,
+    flatten_parameters,
+    load_flat_parameters,
+)
 from leakage.simulation import SimulationSettings, Simulator, simulate
 from leakage.transcript import GroundTruth, RoundRecord, RoundTruth, Transcript
 from leakage.views import EAVESDROPPER, PUBLIC, SERVER, RoundView, client_observer
@@ -21,25 +36,28 @@ from leakage.views import EAVESDROPPER, PUBLIC, SERVER, RoundView, client_observ
 __version__ = "0.1.0"
 
 __all__ = [
-    "AggregationScheme",
-    "ConfigError",
     "DATASETS",
-    "Dataset",
-    "DatasetNotFoundError",
     "EAVESDROPPER",
-    "GroundTruth",
+    "MECHANISMS",
     "MODELS",
-    "NonFiniteUpdateError",
     "PARTITIONS",
     "PUBLIC",
+    "SCHEMES",
+    "SERVER",
+    "AggregationScheme",
+    "ClientMechanism",
+    "ConfigError",
+    "Dataset",
+    "DatasetNotFoundError",
+    "Deployment",
+    "GroundTruth",
+    "NonFiniteUpdateError",
     "ParameterLayout",
     "RoundContext",
     "RoundOutcome",
     "RoundRecord",
     "RoundTruth",
     "RoundView",
-    "SCHEMES",
-    "SERVER",
     "SimulationSettings",
     "Simulator",
     "ThreatModelError",

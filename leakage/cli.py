@@ -11,12 +11,23 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from leakage.aggregation import SCHEMES
+from leakage.aggregation import (
+    MECHANISMS,
+    SCHEMES,
+    create_scheme,
+    scheme_names,
+    split_scheme_name,
+)
 from leakage.data import DATASETS, PARTITIONS, load_dataset
 from leakage.environment import environment_info
 from leakage.errors import ConfigError
 from leakage.models import MODELS
-from leakage.simulation import ALGORITHMS, SimulationSettings, Simulator
+from leakage.simulation import (
+    ALGORITHMS,
+    CLIENT_SAMPLINGS,
+    SimulationSettings,
+    Simulator,
+)
 from leakage.summary import summarize_rounds
 
 __all__ = ["main"]
@@ -25,7 +36,10 @@ _OPTION_SECTIONS = ("dataset", "model", "scheme", "partition")
 
 
 def _parse_option(text: str) -> tuple[str, str, Any]:
-    """Parse ``section.key=value`` (value as a Python literal, else a string)."""
+    """Parse ``section.key=value`` (value as a Python literal, else a string).
+
+    A composed scheme's stages take ``scheme.STAGE.KEY=VALUE``; the key keeps its dot.
+    """
     target, sep, raw = text.partition("=")
     section, dot, key = target.partition(".")
     if not sep or not dot or section not in _OPTION_SECTIONS or not key:
@@ -50,11 +64,19 @@ def _build_parser() -> argparse.ArgumentParser:
     defaults = SimulationSettings()
     sim.add_argument("--dataset", default=defaults.dataset, help=f"one of: {', '.join(DATASETS.names())}")
     sim.add_argument("--model", default=defaults.model, help=f"one of: {', '.join(MODELS.names())}")
-    sim.add_argument("--scheme", default=defaults.scheme, help=f"one of: {', '.join(SCHEMES.names())}")
+    sim.add_argument(
+        "--scheme",
+        default=defaults.scheme,
+        help=f"a scheme, or client mechanisms then a protocol separated by commas (compression,secagg); "
+        f"names: {', '.join(scheme_names())}",
+    )
     sim.add_argument("--partition", default=defaults.partition, help=f"one of: {', '.join(PARTITIONS.names())}")
     sim.add_argument("--algorithm", default=defaults.algorithm, help=f"one of: {', '.join(ALGORITHMS)}")
     sim.add_argument("--n-clients", type=int, default=defaults.n_clients)
     sim.add_argument("--clients-per-round", type=int, default=defaults.clients_per_round)
+    sim.add_argument(
+        "--client-sampling", default=defaults.client_sampling, help=f"one of: {', '.join(CLIENT_SAMPLINGS)}"
+    )
     sim.add_argument("--rounds", type=int, default=defaults.rounds)
     sim.add_argument("--local-epochs", type=int, default=defaults.local_epochs)
     sim.add_argument("--batch-size", type=int, default=defaults.batch_size)
@@ -67,13 +89,17 @@ def _build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="SECTION.KEY=VALUE",
-        help="constructor option, e.g. partition.alpha=0.5 or model.hidden=(64,)",
+        help="constructor option, e.g. partition.alpha=0.5, model.hidden=(64,), or for a composed "
+        "scheme scheme.secagg.clip_range=0.5",
     )
     sim.add_argument("--out", type=Path, help="save the transcript (.pt) and a summary (.json)")
     sim.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
-    for name, registry in (("datasets", DATASETS), ("models", MODELS), ("schemes", SCHEMES), ("partitions", PARTITIONS)):
+    for name, registry in (("datasets", DATASETS), ("models", MODELS), ("partitions", PARTITIONS)):
         commands.add_parser(name, help=f"list the registered {name}").set_defaults(registry=registry)
+    commands.add_parser("schemes", help="list the aggregation protocols and client mechanisms").set_defaults(
+        registry=None
+    )
     return parser
 
 
@@ -81,7 +107,14 @@ def _simulate(args: argparse.Namespace) -> None:
     options: dict[str, dict[str, Any]] = {section: {} for section in _OPTION_SECTIONS}
     for text in args.option:
         section, key, value = _parse_option(text)
-        options[section][key] = value
+        stage, dot, stage_key = key.partition(".")
+        if section == "scheme" and dot:
+            table = options["scheme"].setdefault(stage, {})
+            if not isinstance(table, dict):
+                raise ConfigError(f"--option scheme.{stage} is both a value and a stage table")
+            table[stage_key] = value
+        else:
+            options[section][key] = value
     settings = SimulationSettings(
         dataset=args.dataset,
         model=args.model,
@@ -90,6 +123,7 @@ def _simulate(args: argparse.Namespace) -> None:
         algorithm=args.algorithm,
         n_clients=args.n_clients,
         clients_per_round=args.clients_per_round,
+        client_sampling=args.client_sampling,
         rounds=args.rounds,
         local_epochs=args.local_epochs,
         batch_size=args.batch_size,
@@ -102,21 +136,24 @@ def _simulate(args: argparse.Namespace) -> None:
         scheme_options=options["scheme"],
         partition_options=options["partition"],
     )
-    for name, registry in (("dataset", DATASETS), ("model", MODELS), ("scheme", SCHEMES), ("partition", PARTITIONS)):
+    for name, registry in (("dataset", DATASETS), ("model", MODELS), ("partition", PARTITIONS)):
         registry.get(getattr(settings, name))  # fail on a bad name before any work
+    create_scheme(settings.scheme, **settings.scheme_options)
     dataset = load_dataset(settings.dataset, **settings.dataset_options)
     transcript = Simulator(settings, dataset=dataset).run(show_progress=not args.no_progress)
     summaries = summarize_rounds(transcript, dataset)
     header = f"{'round':>5} {'sampled':>7} {'arrived':>7} {'train loss':>10} {'|update|':>9} {'accuracy':>8}"
     print(
-        f"{settings.algorithm} on {settings.dataset} with {settings.model}, scheme {settings.scheme}, "
+        f"{settings.algorithm} on {settings.dataset} with {settings.model}, "
+        f"scheme {','.join(split_scheme_name(settings.scheme))}, "
         f"{settings.n_clients} clients, seed {settings.seed}"
     )
     print(header)
-    for row in summaries:
+    for row, record in zip(summaries, transcript.rounds):
+        note = f"  aborted: {record.public['aborted']}" if "aborted" in record.public else ""
         print(
             f"{row.round_index:>5} {row.sampled:>7} {row.survivors:>7} {row.train_loss:>10.4f} "
-            f"{row.update_norm:>9.4f} {row.accuracy:>8.3f}"
+            f"{row.update_norm:>9.4f} {row.accuracy:>8.3f}{note}"
         )
     if args.out is not None:
         _save(args.out, transcript, summaries)
@@ -147,6 +184,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _build_parser().parse_args(argv)
         if args.command == "simulate":
             _simulate(args)
+        elif args.registry is None:
+            print("\n".join([f"{name}  (protocol)" for name in SCHEMES.names()]))
+            print("\n".join([f"{name}  (client mechanism: runs before a protocol)" for name in MECHANISMS.names()]))
         else:
             print("\n".join(args.registry.names()))
     except (ValueError, FileNotFoundError) as error:

@@ -9,7 +9,12 @@ from leakage.aggregation.base import (
     RoundOutcome,
     weighted_mean,
 )
-from leakage.aggregation.composition import ComposedScheme, create_scheme, scheme_names, split_scheme_name
+from leakage.aggregation.composition import (
+    ComposedScheme,
+    create_scheme,
+    scheme_names,
+    split_scheme_name,
+)
 from leakage.aggregation.mechanism import MECHANISMS, ClientMechanism, MechanismOutput
 from leakage.aggregation.plain import PlainAggregation
 

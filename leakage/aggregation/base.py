@@ -20,12 +20,12 @@ from leakage.registry import Registry
 from leakage.views import PublicValue, RoundView
 
 __all__ = [
+    "SCHEMES",
     "AggregationScheme",
     "ClientSampling",
     "Deployment",
     "RoundContext",
     "RoundOutcome",
-    "SCHEMES",
     "weighted_mean",
 ]
 

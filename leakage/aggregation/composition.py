@@ -15,11 +15,17 @@ from typing import Any
 
 import torch
 
-from leakage.aggregation.base import SCHEMES, AggregationScheme, Deployment, RoundContext, RoundOutcome
+from leakage.aggregation.base import (
+    SCHEMES,
+    AggregationScheme,
+    Deployment,
+    RoundContext,
+    RoundOutcome,
+)
 from leakage.aggregation.mechanism import MECHANISMS, ClientMechanism
 from leakage.aggregation.plain import PlainAggregation
 from leakage.errors import ConfigError, UnknownNameError
-from leakage.views import PublicValue, RoundView, parse_client_observer
+from leakage.views import PublicValue, parse_client_observer
 
 __all__ = ["ComposedScheme", "create_scheme", "scheme_names", "split_scheme_name"]
 

@@ -19,7 +19,7 @@ from leakage.aggregation.base import AggregationScheme, Deployment, RoundContext
 from leakage.registry import Registry
 from leakage.views import PublicValue
 
-__all__ = ["ClientMechanism", "MECHANISMS", "MechanismOutput"]
+__all__ = ["MECHANISMS", "ClientMechanism", "MechanismOutput"]
 
 
 @dataclass(frozen=True)

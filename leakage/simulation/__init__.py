@@ -1,11 +1,21 @@
 """Federated-learning simulation: FedSGD and FedAvg rounds under an aggregation scheme."""
 
-from leakage.simulation.local_training import make_loss, train_client, train_clients_vectorised
-from leakage.simulation.settings import ALGORITHMS, Algorithm, SimulationSettings
+from leakage.simulation.local_training import (
+    make_loss,
+    train_client,
+    train_clients_vectorised,
+)
+from leakage.simulation.settings import (
+    ALGORITHMS,
+    CLIENT_SAMPLINGS,
+    Algorithm,
+    SimulationSettings,
+)
 from leakage.simulation.simulator import Simulator, simulate
 
 __all__ = [
     "ALGORITHMS",
+    "CLIENT_SAMPLINGS",
     "Algorithm",
     "SimulationSettings",
     "Simulator",

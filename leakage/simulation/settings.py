@@ -7,11 +7,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, get_args
 
 from leakage.aggregation.base import ClientSampling
-
 from leakage.checks import require_int, require_positive_float
 from leakage.errors import ConfigError
 
-__all__ = ["Algorithm", "SimulationSettings", "ALGORITHMS", "CLIENT_SAMPLINGS"]
+__all__ = ["ALGORITHMS", "CLIENT_SAMPLINGS", "Algorithm", "SimulationSettings"]
 
 Algorithm = Literal["fedsgd", "fedavg"]
 ALGORITHMS: tuple[str, ...] = get_args(Algorithm)

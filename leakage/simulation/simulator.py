@@ -12,7 +12,12 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from leakage.aggregation import AggregationScheme, Deployment, RoundContext, create_scheme
+from leakage.aggregation import (
+    AggregationScheme,
+    Deployment,
+    RoundContext,
+    create_scheme,
+)
 from leakage.data import Dataset, load_dataset, partition_dataset
 from leakage.errors import ConfigError, NonFiniteUpdateError
 from leakage.models import ParameterLayout, create_model, flatten_parameters

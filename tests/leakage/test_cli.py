@@ -92,3 +92,46 @@ def test_the_installed_console_script_runs() -> None:
     result = subprocess.run([executable, "simulate", "--rounds", "1", "--n-clients", "2", "--no-progress"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+def test_a_composed_scheme_takes_options_per_stage_and_is_saved(tmp_path, capsys) -> None:
+    status = main(["simulate", "--rounds", "2", "--n-clients", "4", "--model", "logreg", "--no-progress",
+                   "--scheme", "compression,secagg", "--option", "scheme.compression.keep=0.2",
+                   "--option", "scheme.secagg.clip_range=0.5", "--out", str(tmp_path)])
+
+    assert status == 0
+    assert "scheme compression,secagg" in capsys.readouterr().out
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["settings"]["scheme"] == "compression,secagg"
+    assert summary["settings"]["scheme_options"] == {"compression": {"keep": 0.2}, "secagg": {"clip_range": 0.5}}
+
+
+def test_schemes_lists_protocols_and_client_mechanisms(capsys) -> None:
+    assert main(["schemes"]) == 0
+
+    out = capsys.readouterr().out
+    assert "secagg+  (protocol)" in out and "compression  (client mechanism" in out
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--scheme", "dp,secagg"], "scheme 'dp' aggregates by itself"),
+        (["--scheme", "secagg", "--option", "scheme.ring_bits=16"], "ring_bits=16 is too small"),
+        (["--client-sampling", "sometimes"], "client_sampling must be one of fixed, poisson"),
+        (["--scheme", "secagg++"], "unknown scheme 'secagg++'; choose one of"),
+    ],
+)
+def test_bad_scheme_settings_exit_2_with_one_line(args: list[str], message: str, capsys) -> None:
+    status = main(["simulate", "--no-progress", "--rounds", "1", *args])
+
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1 and message in err[0]
+
+
+def test_an_aborted_round_is_shown_in_the_table(capsys) -> None:
+    status = main(["simulate", "--no-progress", "--rounds", "1", "--model", "logreg", "--scheme", "secagg",
+                   "--option", "scheme.threshold=10", "--dropout", "0.3"])
+
+    assert status == 0
+    assert "aborted: advertise keys: only 8 clients remain" in capsys.readouterr().out

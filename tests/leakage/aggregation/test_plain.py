@@ -3,7 +3,14 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from leakage.aggregation import SCHEMES, AggregationScheme, RoundContext, RoundOutcome, create_scheme, weighted_mean
+from leakage.aggregation import (
+    SCHEMES,
+    AggregationScheme,
+    RoundContext,
+    RoundOutcome,
+    create_scheme,
+    weighted_mean,
+)
 from leakage.views import EAVESDROPPER, PUBLIC, SERVER
 
 

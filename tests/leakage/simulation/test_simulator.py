@@ -229,3 +229,28 @@ def test_unknown_names_list_the_valid_choices(field: str, valid: str) -> None:
 
 def test_a_config_error_is_a_value_error() -> None:
     assert issubclass(ConfigError, ValueError) and issubclass(UnknownNameError, ValueError)
+
+
+def test_poisson_sampling_includes_each_client_independently_at_the_expected_rate() -> None:
+    transcript = simulate(
+        n_clients=40, clients_per_round=10, client_sampling="poisson", rounds=30, model="logreg", seed=4
+    )
+
+    sizes = [len(record.sampled) for record in transcript.rounds]
+    assert len(set(sizes)) > 1  # not a fixed sample size
+    assert 7 < sum(sizes) / len(sizes) < 13
+    again = simulate(n_clients=40, clients_per_round=10, client_sampling="poisson", rounds=30, model="logreg", seed=4)
+    assert [r.sampled for r in again.rounds] == [r.sampled for r in transcript.rounds]
+
+
+def test_a_round_that_samples_nobody_leaves_the_model_unchanged() -> None:
+    transcript = simulate(n_clients=20, clients_per_round=1, client_sampling="poisson", rounds=6, model="logreg", seed=0)
+
+    empty = [r for r in transcript.rounds if not r.sampled]
+    assert empty, "seed 0 gives an empty round"
+    assert all(torch.equal(r.params_after, r.params_before) for r in empty)
+
+
+def test_client_sampling_must_be_fixed_or_poisson() -> None:
+    with pytest.raises(ConfigError, match="client_sampling must be one of fixed, poisson, got 'stratified'"):
+        simulate(client_sampling="stratified")
