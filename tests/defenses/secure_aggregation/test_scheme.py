@@ -227,3 +227,29 @@ def test_random_updates_and_dropouts_give_the_right_mean_or_a_clean_abort(name: 
             if key.startswith("masked:"):
                 decoded, _ = scheme.encoding.decode_sum(np.frombuffer(value, dtype=np.uint32).copy())
                 assert all(not torch.allclose(decoded, u.double(), atol=0.5) for u in updates)
+
+
+class _RecordingEntropy:
+    def __init__(self) -> None:
+        self.secrets: list[bytes] = []
+
+    def __call__(self, size: int) -> bytes:
+        import os
+
+        value = os.urandom(size)
+        if size == 32:  # private keys and self-mask seeds
+            self.secrets.append(value)
+        return value
+
+
+@pytest.mark.parametrize("name", SCHEMES)
+def test_no_private_key_or_mask_seed_reaches_any_view(name: str) -> None:
+    entropy = _RecordingEntropy()
+    scheme = create_scheme(name, entropy=entropy, dropout_stage="masked_input", threshold=3)
+    scheme.prepare(_deployment(6))
+
+    outcome = scheme.run_round(_context(torch.randn(6, 12) * 0.1, torch.ones(6), dropped=frozenset({2})))
+
+    blobs = [v for view in outcome.views.values() for v in view.received.values() if isinstance(v, bytes)]
+    assert entropy.secrets and blobs
+    assert not any(secret in blob for secret in entropy.secrets for blob in blobs)
