@@ -55,7 +55,7 @@ def minimize_lbfgs(
     ...     x = x.detach().requires_grad_(True)
     ...     value = (1 - x[0]) ** 2 + 100 * (x[1] - x[0] ** 2) ** 2
     ...     (grad,) = torch.autograd.grad(value, x)
-    ...     return float(value), grad
+    ...     return float(value.detach()), grad
     >>> result = minimize_lbfgs(rosenbrock, torch.tensor([-1.2, 1.0], dtype=torch.float64), max_evals=500)
     >>> [round(v, 6) for v in result.x.tolist()]
     [1.0, 1.0]
