@@ -4,10 +4,10 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigError",
-    "UnknownNameError",
-    "ThreatModelError",
-    "NonFiniteUpdateError",
     "DatasetNotFoundError",
+    "NonFiniteUpdateError",
+    "ThreatModelError",
+    "UnknownNameError",
 ]
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["numpy_rng", "torch_generator", "Stream", "hashed_permutations"]
+__all__ = ["Stream", "hashed_permutations", "numpy_rng", "torch_generator"]
 
 # Stable role numbers: never renumber, only append.
 class Stream:

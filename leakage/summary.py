@@ -10,7 +10,7 @@ from leakage.data import Dataset
 from leakage.models import load_flat_parameters
 from leakage.transcript import Transcript
 
-__all__ = ["RoundSummary", "summarize_rounds", "accuracy"]
+__all__ = ["RoundSummary", "accuracy", "summarize_rounds"]
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from leakage.models import ParameterLayout, create_model, load_flat_parameters
 from leakage.views import RoundView
 
-__all__ = ["RoundRecord", "RoundTruth", "GroundTruth", "Transcript", "TRANSCRIPT_FORMAT"]
+__all__ = ["TRANSCRIPT_FORMAT", "GroundTruth", "RoundRecord", "RoundTruth", "Transcript"]
 
 TRANSCRIPT_FORMAT = 1
 
@@ -148,7 +148,7 @@ class Transcript:
         torch.save(transcript_to_data(self), path)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> "Transcript":
+    def load(cls, path: str | os.PathLike[str]) -> Transcript:
         """Read a transcript written by :meth:`save`, with ``weights_only=True`` loading."""
         from leakage._transcript_io import transcript_from_data
 

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 from torch import Tensor
 
 __all__ = [
-    "RoundView",
-    "Message",
-    "PublicValue",
-    "SERVER",
     "EAVESDROPPER",
     "PUBLIC",
+    "SERVER",
+    "Message",
+    "PublicValue",
+    "RoundView",
     "client_observer",
     "parse_client_observer",
 ]
@@ -23,8 +23,8 @@ SERVER = "server"
 EAVESDROPPER = "eavesdropper"
 PUBLIC = "public"
 
-Message = Union[Tensor, bytes]
-PublicValue = Union[int, float, str, bool, None, list[Any], dict[str, Any]]
+Message = Tensor | bytes
+PublicValue = int | float | str | bool | None | list[Any] | dict[str, Any]
 
 
 def client_observer(client_id: int) -> str:
@@ -96,7 +96,7 @@ class RoundView:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "RoundView":
+    def from_dict(cls, data: Mapping[str, Any]) -> RoundView:
         """Inverse of :meth:`to_dict`."""
         return cls(
             round_index=int(data["round_index"]),

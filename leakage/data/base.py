@@ -10,7 +10,7 @@ from torch import Tensor
 
 from leakage.registry import Registry
 
-__all__ = ["Dataset", "DATASETS", "load_dataset"]
+__all__ = ["DATASETS", "Dataset", "load_dataset"]
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ class Dataset:
         """Map raw inputs ``[..., *input_shape]`` to the normalised space the models see."""
         return (raw - self.mean.to(raw)) / self.std.to(raw)
 
-    def subset(self, indices: Tensor) -> "Dataset":
+    def subset(self, indices: Tensor) -> Dataset:
         """Return the samples at ``indices`` (int64 tensor) as a new dataset."""
         return Dataset(
             name=self.name,

@@ -17,8 +17,8 @@ import torch
 from numpy.typing import NDArray
 from sklearn import datasets as sklearn_datasets
 
-from leakage.data.base import DATASETS, Dataset
 from leakage.checks import require_int
+from leakage.data.base import DATASETS, Dataset
 
 __all__ = ["load_binary_features", "load_breast_cancer", "load_digits", "load_sample_patches"]
 

@@ -21,7 +21,7 @@ class ParameterLayout:
     shapes: tuple[tuple[int, ...], ...]
 
     @classmethod
-    def of(cls, model: nn.Module) -> "ParameterLayout":
+    def of(cls, model: nn.Module) -> ParameterLayout:
         """Return the layout of ``model``'s parameters (``named_parameters`` order)."""
         named = list(model.named_parameters())
         return cls(tuple(name for name, _ in named), tuple(tuple(p.shape) for _, p in named))
@@ -55,7 +55,7 @@ class ParameterLayout:
         return {"names": list(self.names), "shapes": [list(s) for s in self.shapes]}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "ParameterLayout":
+    def from_dict(cls, data: Mapping[str, Any]) -> ParameterLayout:
         """Inverse of :meth:`to_dict`."""
         names = tuple(str(n) for n in data["names"])
         shapes = tuple(tuple(int(d) for d in s) for s in data["shapes"])

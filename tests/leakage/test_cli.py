@@ -10,7 +10,7 @@ from leakage.cli import main
 
 
 def _leakage(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "leakage.cli", *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-m", "leakage.cli", *args], capture_output=True, text=True, timeout=120, check=False)
 
 
 def test_simulate_prints_one_row_per_round(capsys) -> None:
@@ -90,7 +90,7 @@ def test_the_installed_console_script_runs() -> None:
     executable = shutil.which("leakage")
     assert executable is not None, "pip install -e . installs the `leakage` command"
     result = subprocess.run([executable, "simulate", "--rounds", "1", "--n-clients", "2", "--no-progress"],
-                            capture_output=True, text=True, timeout=120)
+                            capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr
 
 

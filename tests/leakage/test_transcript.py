@@ -37,7 +37,7 @@ def test_shared_tensors_are_stored_once(tiny_digits, tmp_path) -> None:
 
 def test_ground_truth_reports_property_fractions(tiny_digits) -> None:
     transcript = simulate(dataset=tiny_digits, n_clients=4, rounds=1, seed=0)
-    name = sorted(tiny_digits.properties)[0]
+    name = min(tiny_digits.properties)
     flags = tiny_digits.properties[name]
 
     fraction = transcript.truth.client_property_fraction(name, 2)
