@@ -113,3 +113,26 @@ def test_dlg_unrolls_a_fedavg_update_taken_from_the_servers_view(digits) -> None
 def test_bad_dlg_options_name_the_option(options: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         create_attack("dlg", **options)
+
+
+def test_a_layer_observed_as_all_zeros_does_not_blow_up_the_objective() -> None:
+    from attacks.dlg import _objective_weights
+
+    observed = torch.tensor([0.0, 0.0, 3.0, 4.0])
+
+    weights = _objective_weights(observed, [2, 2], per_layer=True)
+
+    assert torch.isfinite(weights).all()
+    assert torch.allclose(weights, torch.tensor([1 / 50, 1 / 50, 1 / 50, 1 / 50]))
+
+
+def test_results_serialise_to_json_and_progress_bars_can_be_shown(digits) -> None:
+    import json
+
+    model, observation, _, _ = _setup(digits)
+
+    result = create_attack("idlg", max_evals=50, restarts=1).run(
+        observation, Knowledge.from_dataset(digits, model), show_progress=True
+    )
+
+    assert json.loads(json.dumps(result.to_dict()))["attack"] == "idlg"
