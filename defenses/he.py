@@ -33,6 +33,7 @@ from leakage.views import (
     PublicValue,
     RoundView,
     client_observer,
+    released_model_view,
 )
 
 __all__ = [
@@ -362,12 +363,7 @@ class HomomorphicAggregation(AggregationScheme):
                 public={**public, "total_weight": total_weight} if arrived else public,
             )
         if context.is_final_round:
-            views[PUBLIC] = RoundView(
-                round_index=context.round_index,
-                observer=PUBLIC,
-                params_before=None,
-                params_after=params_after,
-            )
+            views[PUBLIC] = released_model_view(context.round_index, params_after)
         return views
 
 

@@ -29,6 +29,7 @@ from leakage.views import (
     PublicValue,
     RoundView,
     client_observer,
+    released_model_view,
 )
 
 __all__ = ["MPC_BACKENDS", "IdealFunctionality", "MPCBackend", "MPCTraining"]
@@ -150,10 +151,5 @@ class MPCTraining(AggregationScheme):
             observer = client_observer(client_id)
             views[observer] = view(observer, {"data_indices": context.client_data[client_id]})
         if context.is_final_round:
-            views[PUBLIC] = RoundView(
-                round_index=context.round_index,
-                observer=PUBLIC,
-                params_before=None,
-                params_after=params_after,
-            )
+            views[PUBLIC] = released_model_view(context.round_index, params_after)
         return RoundOutcome(params_after=params_after, survivors=tuple(sorted(context.arriving)), views=views)

@@ -17,6 +17,7 @@ __all__ = [
     "RoundView",
     "client_observer",
     "parse_client_observer",
+    "released_model_view",
 ]
 
 SERVER = "server"
@@ -108,3 +109,13 @@ class RoundView:
             participants=frozenset(int(c) for c in data["participants"]),
             public=dict(data["public"]),
         )
+
+
+def released_model_view(round_index: int, params_after: Tensor) -> RoundView:
+    """Return the ``public`` observer's view: the released final model and nothing else.
+
+    >>> import torch
+    >>> released_model_view(4, torch.zeros(2)).observer
+    'public'
+    """
+    return RoundView(round_index=round_index, observer=PUBLIC, params_before=None, params_after=params_after)

@@ -27,6 +27,7 @@ from leakage.views import (
     PublicValue,
     RoundView,
     client_observer,
+    released_model_view,
 )
 
 __all__ = ["CentralDP"]
@@ -161,12 +162,7 @@ class CentralDP(AggregationScheme):
                 public=public if client_id in arrived else dict(context.public),
             )
         if context.is_final_round:
-            views[PUBLIC] = RoundView(
-                round_index=context.round_index,
-                observer=PUBLIC,
-                params_before=None,
-                params_after=params_after,
-            )
+            views[PUBLIC] = released_model_view(context.round_index, params_after)
         return RoundOutcome(
             params_after=params_after,
             survivors=survivors,

@@ -47,6 +47,7 @@ from leakage.views import (
     PublicValue,
     RoundView,
     client_observer,
+    released_model_view,
 )
 
 __all__ = ["DropoutStage", "SecureAggregation", "SecureAggregationPlus"]
@@ -329,12 +330,7 @@ class SecureAggregation(AggregationScheme):
                 public=dict(public) if finished else dict(context.public),
             )
         if context.is_final_round:
-            views[PUBLIC] = RoundView(
-                round_index=context.round_index,
-                observer=PUBLIC,
-                params_before=None,
-                params_after=params_after if params_after is not None else context.params_before,
-            )
+            views[PUBLIC] = released_model_view(context.round_index, params_after if params_after is not None else context.params_before)
         return views
 
 

@@ -9,7 +9,14 @@ from leakage.aggregation.base import (
     RoundOutcome,
     weighted_mean,
 )
-from leakage.views import EAVESDROPPER, PUBLIC, SERVER, RoundView, client_observer
+from leakage.views import (
+    EAVESDROPPER,
+    PUBLIC,
+    SERVER,
+    RoundView,
+    client_observer,
+    released_model_view,
+)
 
 __all__ = ["PlainAggregation"]
 
@@ -73,10 +80,5 @@ class PlainAggregation(AggregationScheme):
                 public=public if arrived else dict(context.public),
             )
         if context.is_final_round:
-            views[PUBLIC] = RoundView(
-                round_index=context.round_index,
-                observer=PUBLIC,
-                params_before=None,
-                params_after=params_after,
-            )
+            views[PUBLIC] = released_model_view(context.round_index, params_after)
         return RoundOutcome(params_after=params_after, survivors=tuple(sorted(survivors)), views=views)
