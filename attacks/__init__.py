@@ -25,6 +25,7 @@ from attacks.objective import (
     cosine_distance,
     l2_distance,
     make_upload_function,
+    observed_target,
     total_variation,
 )
 
@@ -44,6 +45,7 @@ __all__ = [
     "create_attack",
     "l2_distance",
     "make_upload_function",
+    "observed_target",
     "recover_labels",
     "total_variation",
 ]

@@ -28,21 +28,12 @@ from tqdm.auto import tqdm
 from attacks.base import ATTACKS, Attack, AttackResult, Knowledge, Observation
 from attacks.labels import recover_labels
 from attacks.lbfgs import minimize_lbfgs
-from attacks.objective import UploadFunction, make_upload_function
+from attacks.objective import UploadFunction, make_upload_function, observed_target
 from leakage.checks import require_int, require_positive_float
 from leakage.errors import ConfigError
 from leakage.models import ParameterLayout
 
 __all__ = ["DLGAttack", "IDLGAttack"]
-
-
-def _observed(observation: Observation, knowledge: Knowledge) -> Tensor:
-    """The vector the predicted upload must match: the gradient for FedSGD, else the update."""
-    if knowledge.algorithm == "fedsgd":
-        return observation.gradient(knowledge)
-    if observation.kind != "update":
-        raise ConfigError("a FedAvg attack needs the observed update, not a gradient")
-    return observation.value
 
 
 @ATTACKS.register("dlg")
@@ -108,7 +99,7 @@ class DLGAttack(Attack):
         search = replace(knowledge, model=model)
         layout = ParameterLayout.of(model)
         params = {k: v.to(dtype) for k, v in layout.unflatten(observation.params.detach()).items()}
-        observed = _observed(observation, knowledge).detach().to(dtype)
+        observed = observed_target(observation, knowledge).detach().to(dtype)
         weights = _objective_weights(observed, layout.sizes, per_layer=self.objective == "layer_l2")
         upload = make_upload_function(search)
         fixed = self._fixed_labels(observation, knowledge, generator)

@@ -32,9 +32,13 @@ from torch.func import vmap
 from tqdm.auto import tqdm
 
 from attacks.base import ATTACKS, Attack, AttackResult, Knowledge, Observation
-from attacks.dlg import _observed
 from attacks.labels import recover_labels
-from attacks.objective import cosine_distance, make_upload_function, total_variation
+from attacks.objective import (
+    cosine_distance,
+    make_upload_function,
+    observed_target,
+    total_variation,
+)
 from leakage.checks import require_int, require_positive_float
 from leakage.errors import ConfigError
 from leakage.models import ParameterLayout
@@ -90,7 +94,7 @@ class InvertingGradientsAttack(Attack):
         model = copy.deepcopy(knowledge.model).to(device=observation.params.device, dtype=observation.params.dtype)
         search = replace(knowledge, model=model)
         params = {k: v.detach() for k, v in ParameterLayout.of(model).unflatten(observation.params).items()}
-        observed = _observed(observation, knowledge).detach()
+        observed = observed_target(observation, knowledge).detach()
         labels = knowledge.labels if knowledge.labels is not None else recover_labels(observation, knowledge, generator=generator)
         labels = labels.to(observed.device)
         upload = make_upload_function(search)

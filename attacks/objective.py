@@ -18,13 +18,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call, grad
 
-from attacks.base import Knowledge
+from attacks.base import Knowledge, Observation
+from leakage.errors import ConfigError
 
 __all__ = [
     "UploadFunction",
     "cosine_distance",
     "l2_distance",
     "make_upload_function",
+    "observed_target",
     "total_variation",
 ]
 
@@ -75,6 +77,15 @@ def make_upload_function(knowledge: Knowledge) -> UploadFunction:
         return torch.cat([(current[name] - params[name]).reshape(-1) for name in params])
 
     return update
+
+
+def observed_target(observation: Observation, knowledge: Knowledge) -> Tensor:
+    """Return what a predicted upload must match: the gradient for FedSGD, else the update."""
+    if knowledge.algorithm == "fedsgd":
+        return observation.gradient(knowledge)
+    if observation.kind != "update":
+        raise ConfigError("a FedAvg attack needs the observed update, not a gradient")
+    return observation.value
 
 
 def l2_distance(predicted: Tensor, observed: Tensor) -> Tensor:

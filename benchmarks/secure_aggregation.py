@@ -85,11 +85,6 @@ def run_setting(scheme: str, n_clients: int, dim: int, dropout: float, seed: int
     weighted, _ = encoding.decode_sum(result.total)
     survivors = sorted(result.survivors)
     error = float((weighted - values[survivors].sum(0)).abs().max())
-    senders = list(result.masked)
-    upload = 64 * len(senders)
-    upload += sum(len(s.ciphertext) for (sender, _), s in result.shares.items() if sender in result.masked)
-    upload += sum(len(r.to_bytes()) for r in result.responses.values())
-    upload += (dim + 1) * 4 * len(senders)
     mask_bytes = sum(result.mask_bytes.values())
     mask_seconds = sum(result.mask_seconds.values())
     client_seconds = list(result.client_seconds.values())
@@ -104,7 +99,7 @@ def run_setting(scheme: str, n_clients: int, dim: int, dropout: float, seed: int
         "client_s": float(np.mean(client_seconds)),
         "server_s": result.server_seconds,
         "round_s": float(np.sum(client_seconds)) + result.server_seconds,
-        "bytes_per_client": upload / len(senders),
+        "bytes_per_client": result.upload_bytes_per_client(),
         "mask_bytes_per_s": mask_bytes / mask_seconds,
         "aggregate_max_abs_error": error,
         "quantization_step": encoding.step,

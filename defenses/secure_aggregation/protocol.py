@@ -477,6 +477,21 @@ class ProtocolResult:
     mask_bytes: Mapping[int, int] = field(default_factory=dict)
     mask_seconds: Mapping[int, float] = field(default_factory=dict)
 
+    def upload_bytes_per_client(self) -> float:
+        """Mean bytes a client that sent its masked input uploaded over the round.
+
+        Its two public keys, its share ciphertexts, its masked vector and its unmasking
+        answer (the answers are averaged over the same clients).
+        """
+        senders = list(self.masked)
+        if not senders:
+            return 0.0
+        keys = 64 * len(senders)
+        shares = sum(len(s.ciphertext) for (sender, _), s in self.shares.items() if sender in self.masked)
+        vectors = sum(m.vector.nbytes for m in self.masked.values())
+        answers = sum(len(r.to_bytes()) for r in self.responses.values())
+        return (keys + shares + vectors + answers) / len(senders)
+
 
 def run_protocol(
     inputs: Mapping[int, RingVector],

@@ -213,7 +213,7 @@ class SecureAggregation(AggregationScheme):
         result = run_protocol(inputs, config, dropouts=dropouts, entropy=self.entropy)
         metrics = {
             "clipped_values": float(clipped.sum()),
-            "upload_bytes_per_client": float(_upload_bytes(result, length, np.dtype(encoding.dtype).itemsize)),
+            "upload_bytes_per_client": result.upload_bytes_per_client(),
         }
         public = dict(context.public)
         public.update(threshold=threshold, quantization_step=encoding.step, neighbours=_degree(graph))
@@ -404,14 +404,3 @@ class SecureAggregationPlus(SecureAggregation):
 
 def _degree(graph: Graph) -> int:
     return max((len(peers) for peers in graph.values()), default=0)
-
-
-def _upload_bytes(result: ProtocolResult, length: int, itemsize: int) -> float:
-    """Mean bytes a client that reached the masked-input stage sent over the round."""
-    senders = list(result.masked)
-    if not senders:
-        return 0.0
-    share_bytes = sum(len(s.ciphertext) for (sender, _), s in result.shares.items() if sender in result.masked)
-    response_bytes = sum(len(r.to_bytes()) for r in result.responses.values())
-    keys = 64 * len(senders)
-    return (keys + share_bytes + response_bytes + length * itemsize * len(senders)) / len(senders)
