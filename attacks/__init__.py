@@ -6,12 +6,17 @@ knowledge)`` returns an :class:`AttackResult` (reconstruction, labels, optimisat
 Gradient inversion: ``dlg`` (Zhu et al. 2019), ``idlg`` (Zhao et al. 2020),
 ``inverting_gradients`` (Geiping et al. 2020, batched restarts), ``analytic`` (exact
 inversion of a fully connected first layer). Label recovery: :func:`recover_labels`.
+
+Attacks on an observer's history of views (``create_attack(name).run(views, knowledge)``):
+``round_difference`` (a participant or coalition subtracts its own update from the
+model's change).
 """
 
 from attacks.analytic import AnalyticInversion
 from attacks.base import (
     ATTACKS,
     Attack,
+    AttackBase,
     AttackResult,
     Knowledge,
     Observation,
@@ -19,6 +24,13 @@ from attacks.base import (
     create_attack,
 )
 from attacks.dlg import DLGAttack, IDLGAttack
+from attacks.history import (
+    HistoryAttack,
+    ObserverRole,
+    RecoveredUpdate,
+    UpdateEstimate,
+    group_by_round,
+)
 from attacks.inverting_gradients import InvertingGradientsAttack
 from attacks.labels import LabelStrategy, recover_labels
 from attacks.objective import (
@@ -28,24 +40,38 @@ from attacks.objective import (
     observed_target,
     total_variation,
 )
+from attacks.round_difference import (
+    RoundDifferenceAttack,
+    own_weight,
+    target_observations,
+)
 
 __all__ = [
     "ATTACKS",
     "AnalyticInversion",
     "Attack",
+    "AttackBase",
     "AttackResult",
     "DLGAttack",
+    "HistoryAttack",
     "IDLGAttack",
     "InvertingGradientsAttack",
     "Knowledge",
     "LabelStrategy",
     "Observation",
     "ObservationKind",
+    "ObserverRole",
+    "RecoveredUpdate",
+    "RoundDifferenceAttack",
+    "UpdateEstimate",
     "cosine_distance",
     "create_attack",
+    "group_by_round",
     "l2_distance",
     "make_upload_function",
     "observed_target",
+    "own_weight",
     "recover_labels",
+    "target_observations",
     "total_variation",
 ]

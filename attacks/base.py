@@ -29,6 +29,7 @@ from leakage.views import RoundView, client_observer, parse_client_observer
 __all__ = [
     "ATTACKS",
     "Attack",
+    "AttackBase",
     "AttackResult",
     "Knowledge",
     "Observation",
@@ -60,6 +61,11 @@ class Knowledge:
             broadcastable to ``input_shape`` (``[C, 1, 1]`` for images).
         value_range: ``(low, high)`` of raw inputs; reconstructions stay in this box.
         labels: the ``B`` labels, if the attacker knows them; otherwise attacks recover them.
+        client_weights: aggregation weights (sample counts) of clients, by id, that the
+            attacker assumes where its view does not disclose them (round-difference
+            and disaggregation attacks under secure aggregation).
+        auxiliary: data the attacker holds from the task's distribution, with its
+            property flags (property inference trains on it).
     """
 
     model: nn.Module
@@ -74,6 +80,8 @@ class Knowledge:
     std: Tensor | None = None
     value_range: tuple[float, float] = (0.0, 1.0)
     labels: Tensor | None = None
+    client_weights: Mapping[int, float] | None = None
+    auxiliary: Dataset | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, nn.Module):
@@ -102,6 +110,13 @@ class Knowledge:
                     f"got {labels.tolist()}"
                 )
             object.__setattr__(self, "labels", labels)
+        if self.client_weights is not None:
+            weights = dict(self.client_weights)
+            if not all(isinstance(w, (int, float)) and math.isfinite(w) and w > 0 for w in weights.values()):
+                raise ConfigError(f"knowledge.client_weights must map client ids to weights > 0, got {weights}")
+            object.__setattr__(self, "client_weights", {int(c): float(w) for c, w in weights.items()})
+        if self.auxiliary is not None and not isinstance(self.auxiliary, Dataset):
+            raise ConfigError(f"knowledge.auxiliary must be a leakage Dataset, got {type(self.auxiliary).__name__}")
 
     @classmethod
     def from_dataset(cls, dataset: Dataset, model: nn.Module, **facts: Any) -> Knowledge:
@@ -301,14 +316,31 @@ class AttackResult:
         }
 
 
-class Attack(ABC):
+class AttackBase(ABC):
+    """What every registered attack declares: its name and the observer it runs as.
+
+    Attacks on one upload subclass :class:`Attack`; attacks on an observer's history
+    of views subclass :class:`attacks.history.HistoryAttack`. Both are configured with
+    keyword-only options and do their work in ``run``.
+    """
+
+    name: ClassVar[str] = ""
+    #: who runs the attack, in words a report can print ("a participant", "the server").
+    observer: ClassVar[str] = ""
+
+    @abstractmethod
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the attack; see the subclass for the signature."""
+
+
+class Attack(AttackBase):
     """An attack on one client's upload: configure, then :meth:`run` on an observation.
 
     Subclasses take keyword-only hyper-parameters in ``__init__``, validate them and do
     no work there, and implement :meth:`_run`. The object is unchanged by a run.
     """
 
-    name: ClassVar[str] = ""
+    observer: ClassVar[str] = "any observer holding the target's plaintext upload"
 
     def run(
         self,
@@ -359,15 +391,15 @@ def _with_seconds(result: AttackResult, seconds: float) -> AttackResult:
     return replace(result, seconds=seconds)
 
 
-ATTACKS: Registry[type[Attack]] = Registry("attack", plugin_modules=("attacks",))
+ATTACKS: Registry[type[AttackBase]] = Registry("attack", plugin_modules=("attacks",))
 
 
-def create_attack(name: str, /, **options: Any) -> Attack:
+def create_attack(name: str, /, **options: Any) -> AttackBase:
     """Build the registered attack ``name`` with keyword ``options``.
 
     Raises:
         UnknownNameError: ``name`` is not registered (the message lists the choices).
         ConfigError: an option is unknown or invalid.
     """
-    attack: Attack = ATTACKS.create(name, **options)
+    attack: AttackBase = ATTACKS.create(name, **options)
     return attack

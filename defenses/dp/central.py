@@ -18,6 +18,7 @@ from leakage.aggregation import (
     Deployment,
     RoundContext,
     RoundOutcome,
+    Weighting,
 )
 from leakage.checks import require_positive_float
 from leakage.views import (
@@ -98,8 +99,15 @@ class CentralDP(AggregationScheme):
         require_accountable(self.accountant, deployment)
         self._deployment = deployment
 
+    def weighting(self) -> Weighting:
+        return "expected_clients"
+
     def public_parameters(self) -> dict[str, PublicValue]:
+        public: dict[str, PublicValue] = {} if self._deployment is None else {
+            "expected_clients": self._deployment.clients_per_round
+        }
         return {
+            **public,
             "clip_norm": self.clip_norm,
             "noise_multiplier": self.noise_multiplier,
             "delta": self.delta,

@@ -7,6 +7,7 @@ from leakage.aggregation.base import (
     Deployment,
     RoundContext,
     RoundOutcome,
+    Weighting,
     weighted_mean,
 )
 from leakage.aggregation.composition import (
@@ -30,6 +31,7 @@ __all__ = [
     "PlainAggregation",
     "RoundContext",
     "RoundOutcome",
+    "Weighting",
     "create_scheme",
     "scheme_names",
     "split_scheme_name",

@@ -26,10 +26,12 @@ __all__ = [
     "Deployment",
     "RoundContext",
     "RoundOutcome",
+    "Weighting",
     "weighted_mean",
 ]
 
 ClientSampling = Literal["fixed", "poisson"]
+Weighting = Literal["sample_count", "uniform", "expected_clients"]
 
 
 @dataclass(frozen=True)
@@ -190,6 +192,17 @@ class AggregationScheme(ABC):
     def public_parameters(self) -> dict[str, PublicValue]:
         """Return the scheme's hyper-parameters that every party knows."""
         return {}
+
+    def weighting(self) -> Weighting:
+        """Return the public rule that weights each arriving update in the aggregate.
+
+        ``"sample_count"``: ``sum_i n_i u_i / sum_i n_i``; ``"uniform"``: every arriving
+        client counts once, ``sum_i u_i / k``; ``"expected_clients"``: the sum is divided
+        by the deployment's expected number of clients per round, whoever arrived. The
+        simulator publishes it in every round's ``public["weighting"]``: the rule is
+        part of the protocol, so every party knows it.
+        """
+        return "sample_count"
 
 
 SCHEMES: Registry[type[AggregationScheme]] = Registry("scheme", plugin_modules=("defenses",))

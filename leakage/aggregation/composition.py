@@ -21,6 +21,7 @@ from leakage.aggregation.base import (
     Deployment,
     RoundContext,
     RoundOutcome,
+    Weighting,
 )
 from leakage.aggregation.mechanism import MECHANISMS, ClientMechanism
 from leakage.aggregation.plain import PlainAggregation
@@ -60,6 +61,11 @@ class ComposedScheme(AggregationScheme):
 
     def lattice_step(self) -> float | None:
         return self.protocol.lattice_step()
+
+    def weighting(self) -> Weighting:
+        if any(mechanism.uniform_weights for mechanism in self.mechanisms):
+            return "uniform"
+        return self.protocol.weighting()
 
     def public_parameters(self) -> dict[str, PublicValue]:
         public: dict[str, PublicValue] = {}

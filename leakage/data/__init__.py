@@ -5,7 +5,7 @@ in `PARTITIONS`.
 
 >>> from leakage.data import DATASETS, PARTITIONS
 >>> "digits" in DATASETS, PARTITIONS.names()
-(True, ['dirichlet', 'iid', 'property', 'quantity'])
+(True, ['dirichlet', 'iid', 'property', 'quantity', 'target'])
 """
 
 from leakage.data import builtin as _builtin  # noqa: F401  (registers the offline datasets)

@@ -28,6 +28,7 @@ __all__ = [
     "partition_dirichlet",
     "partition_iid",
     "partition_quantity",
+    "partition_target",
 ]
 
 PARTITIONS: Registry[Callable[..., list[Tensor]]] = Registry("partition")
@@ -39,7 +40,8 @@ def partition_dataset(
     """Return one sorted int64 index tensor per client, split by the partitioner ``name``.
 
     Args:
-        name: a key of `PARTITIONS`: ``"iid"``, ``"dirichlet"``, ``"quantity"``, ``"property"``.
+        name: a key of `PARTITIONS`: ``"iid"``, ``"dirichlet"``, ``"quantity"``, ``"property"``,
+            ``"target"``.
         targets: int tensor ``[num_samples]`` of labels.
         n_clients: number of clients, from 1 to ``num_samples``.
         rng: the only source of randomness.
@@ -335,3 +337,72 @@ def _fill_levels(
     at_level = np.flatnonzero(base_sizes <= low)
     extra[rng.choice(at_level, leftover, replace=False)] += 1
     return extra
+
+
+@PARTITIONS.register("target")
+def partition_target(
+    targets: Tensor,
+    n_clients: int,
+    *,
+    rng: np.random.Generator,
+    target_size: int,
+    samples_per_client: int | None = None,
+    has_property: Tensor | None = None,
+    target_has_property: bool | None = None,
+    others: str = "any",
+) -> list[Tensor]:
+    """Return shards where client 0, the attack's target, holds a controlled sample.
+
+    Client 0 gets ``target_size`` samples drawn uniformly (only among samples whose
+    property flag equals ``target_has_property`` when it is set). The other clients
+    split the remaining samples (only those without the property when ``others`` is
+    ``"without_property"``, the population of Melis et al.'s experiments; all of them
+    for ``"any"``, a realistic population): ``samples_per_client`` each, disjoint, or all
+    of them as evenly as possible.
+
+    Raises:
+        ConfigError: a size is not a positive integer, the samples do not suffice,
+            ``others`` is not ``"any"`` or ``"without_property"``, or a property option
+            is used without ``has_property``.
+
+    >>> flags = torch.tensor([True, False, True, False, False, False])
+    >>> parts = partition_target(torch.zeros(6, dtype=torch.long), 3, rng=np.random.default_rng(0),
+    ...                          target_size=2, has_property=flags, target_has_property=True,
+    ...                          others="without_property")
+    >>> parts[0].tolist(), sorted(torch.cat(parts[1:]).tolist())
+    ([0, 2], [1, 3, 4, 5])
+    """
+    num_samples = _check_common(targets, n_clients, rng)
+    size = require_int("target_size", target_size, minimum=1)
+    if others not in ("any", "without_property"):
+        raise ConfigError(f"others must be one of any, without_property, got {others!r}")
+    if target_has_property is not None and not isinstance(target_has_property, bool):
+        raise ConfigError(f"target_has_property must be true, false or unset, got {target_has_property!r}")
+    needs_flags = target_has_property is not None or others == "without_property"
+    if needs_flags and (not isinstance(has_property, Tensor) or has_property.shape != (num_samples,)):
+        raise ConfigError("target_has_property and others='without_property' need partition_options.property")
+    flags = has_property.numpy(force=True).astype(bool) if has_property is not None else np.zeros(num_samples, bool)
+    pool = np.arange(num_samples) if target_has_property is None else np.flatnonzero(flags == target_has_property)
+    if len(pool) < size:
+        raise ConfigError(f"target_size={size} but only {len(pool)} samples match the target's property")
+    chosen = rng.choice(pool, size, replace=False)
+    remaining = np.setdiff1d(np.arange(num_samples), chosen)
+    if others == "without_property":
+        remaining = remaining[~flags[remaining]]
+    remaining = rng.permutation(remaining)
+    peers = n_clients - 1
+    if peers == 0:
+        return _as_tensors([chosen])
+    if samples_per_client is not None:
+        per_client = require_int("samples_per_client", samples_per_client, minimum=1)
+        if peers * per_client > len(remaining):
+            raise ConfigError(
+                f"samples_per_client={per_client} for {peers} other clients needs {peers * per_client} "
+                f"samples but {len(remaining)} remain"
+            )
+        shards = np.split(remaining[: peers * per_client], peers)
+    else:
+        if len(remaining) < peers:
+            raise ConfigError(f"{len(remaining)} samples remain for {peers} other clients")
+        shards = np.array_split(remaining, peers)
+    return _as_tensors([chosen, *shards])

@@ -9,7 +9,9 @@ grad`` so that a single step gives exactly ``-lr * grad``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -18,18 +20,48 @@ from torch.func import functional_call, grad_and_value, vmap
 
 from leakage.models import ParameterLayout
 
-__all__ = ["LossFunction", "make_loss", "train_client", "train_clients_vectorised"]
+__all__ = ["LOSSES", "LossFunction", "LossName", "make_loss", "train_client", "train_clients_vectorised"]
 
 # loss(named parameters, inputs [B, ...], targets [B]) -> mean loss
 LossFunction = Callable[[dict[str, Tensor], Tensor, Tensor], Tensor]
+LossName = Literal["cross_entropy", "taylor_logistic"]
+LOSSES: tuple[str, ...] = get_args(LossName)
+_LOG_2 = math.log(2.0)
 
 
-def make_loss(model: nn.Module) -> LossFunction:
-    """Return ``loss(params, inputs [B, ...], targets [B]) -> mean cross-entropy``.
+def make_loss(model: nn.Module, name: LossName = "cross_entropy") -> LossFunction:
+    """Return ``loss(params, inputs [B, ...], targets [B]) -> mean loss`` of ``model``.
 
     ``params`` maps parameter names to tensors; the model object only supplies the
     architecture and its own parameters are never used.
+
+    Args:
+        model: the architecture.
+        name: ``"cross_entropy"``, or ``"taylor_logistic"``: the second-order Taylor
+            expansion of the logistic loss at 0 used for training under homomorphic
+            encryption (Aono, Hayashi, Trieu Phong, Wang, "Scalable and Secure Logistic
+            Regression via Homomorphic Encryption", CODASPY 2016),
+            ``log 2 - y z / 2 + z^2 / 8`` with ``y = 2 t - 1`` in ``{-1, +1}`` and the
+            logit ``z = out_1 - out_0`` of a two-output model. Its gradient is linear in
+            the batch's sufficient statistics ``sum x x^T`` and ``sum y x``.
+
+    >>> from leakage.models import create_model
+    >>> net = create_model("logreg", input_shape=(3,), num_classes=2, generator=torch.Generator())
+    >>> loss = make_loss(net, "taylor_logistic")
+    >>> zero = {name: torch.zeros_like(p) for name, p in net.named_parameters()}
+    >>> round(float(loss(zero, torch.ones(2, 3), torch.tensor([0, 1]))), 4)  # log 2 at z = 0
+    0.6931
     """
+    if name == "taylor_logistic":
+
+        def taylor(params: dict[str, Tensor], inputs: Tensor, targets: Tensor) -> Tensor:
+            outputs = functional_call(model, params, (inputs,))
+            logit = outputs[..., 1] - outputs[..., 0]
+            signs = 2.0 * targets.to(logit.dtype) - 1.0
+            value: Tensor = (_LOG_2 - signs * logit / 2.0 + logit * logit / 8.0).mean()
+            return value
+
+        return taylor
 
     def loss(params: dict[str, Tensor], inputs: Tensor, targets: Tensor) -> Tensor:
         return F.cross_entropy(functional_call(model, params, (inputs,)), targets)

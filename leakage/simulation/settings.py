@@ -9,6 +9,7 @@ from typing import Any, Literal, get_args
 from leakage.aggregation.base import ClientSampling
 from leakage.checks import require_int, require_positive_float
 from leakage.errors import ConfigError
+from leakage.simulation.local_training import LOSSES, LossName
 
 __all__ = ["ALGORITHMS", "CLIENT_SAMPLINGS", "Algorithm", "SimulationSettings"]
 
@@ -37,6 +38,9 @@ class SimulationSettings:
         local_epochs: local passes for FedAvg; must be 1 for FedSGD.
         batch_size: local batch size; ``None`` uses all of a client's samples.
         lr: client learning rate.
+        loss: the local training loss: ``"cross_entropy"``, or ``"taylor_logistic"``
+            (the HE-friendly quadratic approximation of the logistic loss; needs a
+            two-class dataset).
         server_lr: global step: ``params_after = params_before + server_lr * mean update``.
         scheme: a registered scheme name, or an ordered composition of client
             mechanisms and a protocol (``("compression", "secagg")``, or the same
@@ -61,6 +65,7 @@ class SimulationSettings:
     local_epochs: int = 1
     batch_size: int | None = 16
     lr: float = 0.1
+    loss: LossName = "cross_entropy"
     server_lr: float = 1.0
     scheme: str | tuple[str, ...] = "plain"
     partition: str = "iid"
@@ -109,6 +114,8 @@ class SimulationSettings:
             require_int("batch_size", self.batch_size, minimum=1)
         require_positive_float("lr", self.lr)
         require_positive_float("server_lr", self.server_lr)
+        if self.loss not in LOSSES:
+            raise ConfigError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         if (
             isinstance(self.dropout, bool)
             or not isinstance(self.dropout, (int, float))

@@ -74,7 +74,11 @@ class Simulator:
         )
         layout = ParameterLayout.of(model)
         scheme.prepare(self._deployment(partition, layout.num_parameters))
-        loss = make_loss(model)
+        if self.settings.loss == "taylor_logistic" and dataset.num_classes != 2:
+            raise ConfigError(
+                f"loss 'taylor_logistic' needs a two-class dataset; {dataset.name!r} has {dataset.num_classes} classes"
+            )
+        loss = make_loss(model, self.settings.loss)
         initial_params = flatten_parameters(model)
         params = initial_params
         records: list[RoundRecord] = []
@@ -221,6 +225,7 @@ class Simulator:
             "local_epochs": settings.local_epochs,
             "batch_size": settings.batch_size,
             "server_lr": settings.server_lr,
+            "weighting": scheme.weighting(),
         }
         public.update(scheme.public_parameters())
         context = RoundContext(

@@ -38,7 +38,7 @@ def label_entropy(indices: torch.Tensor) -> float:
 
 
 def test_registered_partitioners() -> None:
-    assert PARTITIONS.names() == ["dirichlet", "iid", "property", "quantity"]
+    assert PARTITIONS.names() == ["dirichlet", "iid", "property", "quantity", "target"]
 
 
 @pytest.mark.parametrize("name", sorted(VALID_OPTIONS))
@@ -97,7 +97,7 @@ def test_bad_targets_are_rejected(targets: object) -> None:
 def test_unknown_partition_and_option_are_rejected() -> None:
     rng = np.random.default_rng(0)
 
-    with pytest.raises(UnknownNameError, match="dirichlet, iid, property, quantity"):
+    with pytest.raises(UnknownNameError, match="dirichlet, iid, property, quantity, target"):
         partition_dataset("shards", TARGETS, 2, rng=rng)
     with pytest.raises(ConfigError, match="unknown option .beta. for partition .dirichlet.; it accepts: alpha, max_attempts, min_size, rng"):
         partition_dataset("dirichlet", TARGETS, 2, rng=rng, alpha=1.0, beta=2.0)
