@@ -32,7 +32,7 @@ __all__ = [
     "group_by_round",
 ]
 
-ObserverRole = Literal["client", "server"]
+ObserverRole = Literal["client", "server", "any"]
 
 
 class _Timed(Protocol):
@@ -158,7 +158,8 @@ class HistoryAttack(AttackBase, Generic[ResultT]):
 
     Subclasses set ``name``, ``observer`` (in words) and ``role``: ``"client"`` attacks
     take participants' views (several participants' views make a coalition),
-    ``"server"`` attacks take the server's or an eavesdropper's. They implement
+    ``"server"`` attacks take the server's or an eavesdropper's, ``"any"`` attacks take
+    either (one observer's history, or a coalition of participants). They implement
     :meth:`_run`; the object is unchanged by a run.
     """
 
@@ -200,11 +201,13 @@ class HistoryAttack(AttackBase, Generic[ResultT]):
             wrong = [name for name in observers if not name.startswith("client:")]
             if wrong:
                 raise ThreatModelError(f"{self.name} runs as a participant; got views of {', '.join(wrong)}")
-        else:
+        elif self.role == "server":
             if len(observers) != 1 or observers[0] not in (SERVER, EAVESDROPPER):
                 raise ThreatModelError(
                     f"{self.name} runs as the server or an eavesdropper; got views of {', '.join(observers)}"
                 )
+        elif len(observers) > 1 and not all(name.startswith("client:") for name in observers):
+            raise ThreatModelError(f"{self.name} takes one observer's views or a coalition's; got {', '.join(observers)}")
 
     @abstractmethod
     def _run(

@@ -69,8 +69,8 @@ class SecureAggregation(AggregationScheme):
     update only among many.
 
     Views: ``server``: public keys, the share ciphertexts it relayed, the masked vectors
-    (raw ring words), the revealed shares, both global models and the decoded
-    ``aggregate``. ``eavesdropper``: the same messages (no transport encryption is
+    (raw ring words), the revealed shares, both global models, the decoded
+    ``aggregate`` and its ``total_weight`` (in ``public``). ``eavesdropper``: the same messages (no transport encryption is
     assumed on top of the protocol's own) and both models, not the decoded aggregate.
     ``client:<id>``: its own true update, data, clipped-value count and masked vector,
     the public keys and the share ciphertexts addressed to it, and the new model if it
@@ -222,7 +222,7 @@ class SecureAggregation(AggregationScheme):
         weighted_sum, total_weight = encoding.decode_sum(result.total)
         delta = (weighted_sum / total_weight).to(context.params_before.dtype)
         params_after = context.apply(delta)
-        views = self._views(context, result, public, params_after, delta, clipped)
+        views = self._views(context, result, public, params_after, delta, clipped, float(total_weight))
         return RoundOutcome(
             params_after=params_after,
             survivors=tuple(sorted(result.survivors)),
@@ -272,6 +272,7 @@ class SecureAggregation(AggregationScheme):
         params_after: Tensor | None,
         delta: Tensor | None,
         clipped: Tensor | None,
+        total_weight: float | None = None,
     ) -> dict[str, RoundView]:
         wire: dict[str, Message] = {}
         for sender, advert in result.roster.items():
@@ -294,7 +295,8 @@ class SecureAggregation(AggregationScheme):
                 params_after=params_after,
                 received=server_received,
                 participants=survivors,
-                public=dict(public),
+                # the server decodes the summed weight along with the weighted sum
+                public=dict(public) if total_weight is None else {**public, "total_weight": total_weight},
             ),
             EAVESDROPPER: RoundView(
                 round_index=context.round_index,
