@@ -1,4 +1,4 @@
-"""Honest scores for reconstructions: per-sample image and tabular errors, label recovery, matching.
+"""Honest scores: reconstruction errors, label recovery, matching, and recovered-update similarity.
 
 Metrics take raw (denormalised) tensors and the width of their real value range.
 Batch reconstructions are matched one to one with the originals (Hungarian method on
@@ -28,6 +28,7 @@ from leakage.metrics.reconstruction import (
     score_reconstruction,
 )
 from leakage.metrics.tabular import feature_mse
+from leakage.metrics.updates import relative_error, update_cosine
 
 __all__ = [
     "DEFAULT_SUCCESS_PSNR",
@@ -44,8 +45,10 @@ __all__ = [
     "mse",
     "pairwise_mse",
     "psnr",
+    "relative_error",
     "save_reconstruction_grid",
     "score_against_dataset",
     "score_reconstruction",
     "ssim",
+    "update_cosine",
 ]
