@@ -9,7 +9,8 @@ inversion of a fully connected first layer). Label recovery: :func:`recover_labe
 
 Attacks on an observer's history of views (``create_attack(name).run(views, knowledge)``):
 ``round_difference`` (a participant or coalition subtracts its own update from the
-model's change).
+model's change), ``disaggregation`` (a server splits secure aggregates into individual
+updates across rounds of varying participation).
 """
 
 from attacks.analytic import AnalyticInversion
@@ -23,6 +24,7 @@ from attacks.base import (
     ObservationKind,
     create_attack,
 )
+from attacks.disaggregation import Disaggregation, DisaggregationAttack, DriftModel, disaggregate
 from attacks.dlg import DLGAttack, IDLGAttack
 from attacks.history import (
     HistoryAttack,
@@ -53,6 +55,9 @@ __all__ = [
     "AttackBase",
     "AttackResult",
     "DLGAttack",
+    "Disaggregation",
+    "DisaggregationAttack",
+    "DriftModel",
     "HistoryAttack",
     "IDLGAttack",
     "InvertingGradientsAttack",
@@ -66,6 +71,7 @@ __all__ = [
     "UpdateEstimate",
     "cosine_distance",
     "create_attack",
+    "disaggregate",
     "group_by_round",
     "l2_distance",
     "make_upload_function",
