@@ -10,7 +10,9 @@ inversion of a fully connected first layer). Label recovery: :func:`recover_labe
 Attacks on an observer's history of views (``create_attack(name).run(views, knowledge)``):
 ``round_difference`` (a participant or coalition subtracts its own update from the
 model's change), ``disaggregation`` (a server splits secure aggregates into individual
-updates across rounds of varying participation).
+updates across rounds of varying participation), ``property_inference`` (Melis et al.
+2019: a classifier trained on shadow updates tells whether the target's data has a
+property).
 """
 
 from attacks.analytic import AnalyticInversion
@@ -42,6 +44,17 @@ from attacks.objective import (
     observed_target,
     total_variation,
 )
+from attacks.property_inference import (
+    COMBINE_RULES,
+    OthersPopulation,
+    PropertyClassifier,
+    PropertyInferenceAttack,
+    PropertyInferenceResult,
+    ScoreCombination,
+    ShadowUpdates,
+    combine_round_scores,
+    shadow_updates,
+)
 from attacks.round_difference import (
     RoundDifferenceAttack,
     own_weight,
@@ -50,6 +63,7 @@ from attacks.round_difference import (
 
 __all__ = [
     "ATTACKS",
+    "COMBINE_RULES",
     "AnalyticInversion",
     "Attack",
     "AttackBase",
@@ -66,10 +80,17 @@ __all__ = [
     "Observation",
     "ObservationKind",
     "ObserverRole",
+    "OthersPopulation",
+    "PropertyClassifier",
+    "PropertyInferenceAttack",
+    "PropertyInferenceResult",
     "RecoveredUpdate",
     "RoundDifferenceAttack",
+    "ScoreCombination",
+    "ShadowUpdates",
     "UpdateEstimate",
     "cosine_distance",
+    "combine_round_scores",
     "create_attack",
     "disaggregate",
     "group_by_round",
@@ -77,6 +98,7 @@ __all__ = [
     "make_upload_function",
     "observed_target",
     "own_weight",
+    "shadow_updates",
     "recover_labels",
     "target_observations",
     "total_variation",

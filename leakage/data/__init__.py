@@ -8,6 +8,7 @@ in `PARTITIONS`.
 (True, ['dirichlet', 'iid', 'property', 'quantity', 'target'])
 """
 
+from leakage.data import adult as _adult  # noqa: F401  (registers adult, read from a local or packaged copy)
 from leakage.data import builtin as _builtin  # noqa: F401  (registers the offline datasets)
 from leakage.data import local as _local  # noqa: F401  (registers mnist, cifar10, cifar100)
 from leakage.data.base import DATASETS, Dataset, load_dataset

@@ -226,6 +226,7 @@ class Simulator:
             "batch_size": settings.batch_size,
             "server_lr": settings.server_lr,
             "weighting": scheme.weighting(),
+            "loss": settings.loss,
         }
         public.update(scheme.public_parameters())
         context = RoundContext(

@@ -40,7 +40,7 @@ def test_simulate_writes_a_transcript_and_a_summary(tmp_path, capsys) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--dataset", "imagenet"], "unknown dataset 'imagenet'; choose one of: binary_features, breast_cancer"),
+        (["--dataset", "imagenet"], "unknown dataset 'imagenet'; choose one of: adult, binary_features, breast_cancer"),
         (["--model", "vgg"], "unknown model 'vgg'; choose one of: convnet, lenet, logreg, mlp, resnet18"),
         (["--scheme", "magic"], "unknown scheme 'magic'; choose one of:"),
         (["--partition", "shards"], "unknown partition 'shards'; choose one of: dirichlet, iid, property, quantity"),
