@@ -26,7 +26,12 @@ from attacks.base import (
     ObservationKind,
     create_attack,
 )
-from attacks.disaggregation import Disaggregation, DisaggregationAttack, DriftModel, disaggregate
+from attacks.disaggregation import (
+    Disaggregation,
+    DisaggregationAttack,
+    DriftModel,
+    disaggregate,
+)
 from attacks.dlg import DLGAttack, IDLGAttack
 from attacks.history import (
     HistoryAttack,
@@ -89,8 +94,8 @@ __all__ = [
     "ScoreCombination",
     "ShadowUpdates",
     "UpdateEstimate",
-    "cosine_distance",
     "combine_round_scores",
+    "cosine_distance",
     "create_attack",
     "disaggregate",
     "group_by_round",
@@ -98,8 +103,8 @@ __all__ = [
     "make_upload_function",
     "observed_target",
     "own_weight",
-    "shadow_updates",
     "recover_labels",
+    "shadow_updates",
     "target_observations",
     "total_variation",
 ]
