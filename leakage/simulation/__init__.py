@@ -1,6 +1,9 @@
 """Federated-learning simulation: FedSGD and FedAvg rounds under an aggregation scheme."""
 
 from leakage.simulation.local_training import (
+    LOSSES,
+    LossFunction,
+    LossName,
     make_loss,
     train_client,
     train_clients_vectorised,
@@ -16,7 +19,10 @@ from leakage.simulation.simulator import Simulator, simulate
 __all__ = [
     "ALGORITHMS",
     "CLIENT_SAMPLINGS",
+    "LOSSES",
     "Algorithm",
+    "LossFunction",
+    "LossName",
     "SimulationSettings",
     "Simulator",
     "make_loss",

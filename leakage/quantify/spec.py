@@ -1,0 +1,375 @@
+"""The deployment spec that ``leakage score`` reads: a short TOML file, validated up front.
+
+A spec names one learning task (dataset, model, partition, algorithm and its
+hyper-parameters), the deployments to score it on (how many clients, how many per
+round), the aggregation schemes to compare, the observers and attacks to run, the
+target client, the privacy audit and the seeds. Every field is checked before any work
+starts; a wrong one raises :class:`~leakage.errors.ConfigError` with one line naming the
+field (``spec.deployments[1].n_clients``) and what it accepts.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+from leakage.errors import ConfigError
+
+__all__ = [
+    "OBSERVER_KINDS",
+    "AttackSpec",
+    "AuditSpec",
+    "DeploymentSize",
+    "DeploymentSpec",
+    "ObserverKind",
+    "TaskSpec",
+    "default_spec_path",
+    "load_spec",
+    "parse_spec",
+]
+
+ObserverKind = Literal["server", "participant", "coalition", "eavesdropper", "public"]
+OBSERVER_KINDS: tuple[str, ...] = get_args(ObserverKind)
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """The learning task every deployment of the spec runs (see ``SimulationSettings``)."""
+
+    dataset: str = "digits"
+    dataset_options: Mapping[str, Any] = field(default_factory=dict)
+    model: str = "mlp"
+    model_options: Mapping[str, Any] = field(default_factory=dict)
+    partition: str = "iid"
+    partition_options: Mapping[str, Any] = field(default_factory=dict)
+    algorithm: Literal["fedsgd", "fedavg"] = "fedsgd"
+    local_epochs: int = 1
+    batch_size: int | None = 1
+    lr: float = 0.1
+    rounds: int = 2
+    loss: Literal["cross_entropy", "taylor_logistic"] = "cross_entropy"
+
+
+@dataclass(frozen=True)
+class DeploymentSize:
+    """One deployment of the task: a name and its clients."""
+
+    name: str
+    n_clients: int
+    clients_per_round: int | None = None
+    dropout: float = 0.0
+
+
+@dataclass(frozen=True)
+class AttackSpec:
+    """One attack to run, by registry name, with its options (its budget)."""
+
+    name: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AuditSpec:
+    """The distinguishing-game audit: ``trials`` rounds, confidence of the epsilon bound.
+
+    ``deployments`` names the deployments to audit (``None``: all of them); each trial
+    is one simulated round, so a large deployment under ``secagg`` costs the most.
+    """
+
+    trials: int = 64
+    confidence: float = 0.95
+    delta: float = 1e-5
+    deployments: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class DeploymentSpec:
+    """Everything ``leakage score`` runs, validated.
+
+    Attributes:
+        name: a label for the report.
+        task: the learning task.
+        deployments: the sizes to score the task on.
+        schemes: aggregation schemes to compare (``mpc`` is always added: it is the baseline).
+        scheme_options: per scheme, its options (``{"dp": {"clip_norm": 1.0}}``).
+        observers: who attacks: ``server``, ``participant`` (one other client alone),
+            ``coalition`` (every participant but the target, colluding),
+            ``eavesdropper``, ``public`` (the released model only).
+        target: the client whose data the attacks go after.
+        attacks: attacks to run on each observer's view.
+        audit: the privacy audit, or ``None`` to skip it.
+        seeds: one full run per seed.
+    """
+
+    name: str = "deployment"
+    task: TaskSpec = field(default_factory=TaskSpec)
+    deployments: tuple[DeploymentSize, ...] = (DeploymentSize("two-clients", 2),)
+    schemes: tuple[str, ...] = ("plain", "secagg", "mpc")
+    scheme_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    observers: tuple[str, ...] = ("server", "participant", "public")
+    target: int = 0
+    attacks: tuple[AttackSpec, ...] = (AttackSpec("round_difference"),)
+    audit: AuditSpec | None = field(default_factory=AuditSpec)
+    seeds: tuple[int, ...] = (0,)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (lists, dicts) for ``report.json``."""
+        plain: dict[str, Any] = _plain(asdict(self))
+        return plain
+
+
+def default_spec_path() -> Path:
+    """Return the path of the built-in default spec shipped inside the package."""
+    return Path(str(resources.files("leakage.quantify") / "default.toml"))
+
+
+def load_spec(path: str | os.PathLike[str] | None = None) -> DeploymentSpec:
+    """Read and validate a spec file (the built-in default when ``path`` is ``None``).
+
+    Raises:
+        ConfigError: the file is missing, is not valid TOML, or a field is wrong.
+
+    >>> load_spec().deployments[1].n_clients
+    100
+    """
+    source = Path(path) if path is not None else default_spec_path()
+    try:
+        text = source.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"spec file {str(source)!r} does not exist") from None
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as error:
+        raise ConfigError(f"spec file {str(source)!r} cannot be read: {error}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"spec file {str(source)!r} is not valid TOML: {error}") from None
+    return parse_spec(data)
+
+
+def parse_spec(data: Mapping[str, Any]) -> DeploymentSpec:
+    """Validate plain data (a parsed TOML table) into a :class:`DeploymentSpec`.
+
+    Names (datasets, models, schemes, attacks) are checked against the registries, so a
+    typo fails here, before any simulation.
+
+    Raises:
+        ConfigError: a field is unknown, missing or invalid; the message names it.
+
+    >>> parse_spec({"schemes": ["plain"], "deployments": [{"name": "a", "n_clients": 3}]}).schemes
+    ('plain', 'mpc')
+    """
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"spec must be a table, got {type(data).__name__}")
+    _check_keys("spec", data, ("name", "task", "deployments", "schemes", "scheme_options", "observers", "target",
+                               "attacks", "audit", "seeds"))
+    defaults = DeploymentSpec()
+    name = _string("spec.name", data.get("name", defaults.name))
+    task = _task(data.get("task", {}))
+    deployments = _deployments(data.get("deployments", [asdict(d) for d in defaults.deployments]))
+    schemes = _schemes(data.get("schemes", list(defaults.schemes)))
+    scheme_options = _scheme_options(data.get("scheme_options", {}), schemes)
+    observers = _names("spec.observers", data.get("observers", list(defaults.observers)), OBSERVER_KINDS)
+    target = _integer("spec.target", data.get("target", defaults.target), minimum=0)
+    smallest = min(size.n_clients for size in deployments)
+    if target >= smallest:
+        raise ConfigError(f"spec.target must be a client id below every deployment's n_clients ({smallest}), got {target}")
+    attacks = _attacks(data.get("attacks", [{"name": a.name} for a in defaults.attacks]))
+    audit = _audit(data.get("audit", {}), [size.name for size in deployments])
+    seeds_value = data.get("seeds", list(defaults.seeds))
+    if not isinstance(seeds_value, list) or not seeds_value:
+        raise ConfigError(f"spec.seeds must be a non-empty list of integers >= 0, got {seeds_value!r}")
+    seeds = tuple(_integer(f"spec.seeds[{i}]", s, minimum=0) for i, s in enumerate(seeds_value))
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"spec.seeds must not repeat a seed, got {list(seeds)}")
+    return DeploymentSpec(name, task, deployments, schemes, scheme_options, observers, target, attacks, audit, seeds)
+
+
+def _task(value: object) -> TaskSpec:
+    from leakage.data import DATASETS, PARTITIONS
+    from leakage.models import MODELS
+    from leakage.simulation import ALGORITHMS, LOSSES
+
+    table = _table("spec.task", value)
+    fields = TaskSpec.__dataclass_fields__
+    _check_keys("spec.task", table, tuple(fields))
+    defaults = TaskSpec()
+    dataset = _registered("spec.task.dataset", table.get("dataset", defaults.dataset), DATASETS.names())
+    model = _registered("spec.task.model", table.get("model", defaults.model), MODELS.names())
+    partition = _registered("spec.task.partition", table.get("partition", defaults.partition), PARTITIONS.names())
+    algorithm = _choice("spec.task.algorithm", table.get("algorithm", defaults.algorithm), ALGORITHMS)
+    loss = _choice("spec.task.loss", table.get("loss", defaults.loss), LOSSES)
+    local_epochs = _integer("spec.task.local_epochs", table.get("local_epochs", defaults.local_epochs), minimum=1)
+    if algorithm == "fedsgd" and local_epochs != 1:
+        raise ConfigError(f"spec.task.local_epochs must be 1 for fedsgd, got {local_epochs}")
+    batch = table.get("batch_size", defaults.batch_size)
+    batch_size = None if batch is None else _integer("spec.task.batch_size", batch, minimum=1)
+    lr = _positive("spec.task.lr", table.get("lr", defaults.lr))
+    rounds = _integer("spec.task.rounds", table.get("rounds", defaults.rounds), minimum=1)
+    options = {
+        key: _table(f"spec.task.{key}", table.get(key, {}))
+        for key in ("dataset_options", "model_options", "partition_options")
+    }
+    return TaskSpec(
+        dataset=dataset, model=model, partition=partition, algorithm=algorithm,  # type: ignore[arg-type]
+        local_epochs=local_epochs, batch_size=batch_size, lr=lr, rounds=rounds, loss=loss,  # type: ignore[arg-type]
+        **options,
+    )
+
+
+def _deployments(value: object) -> tuple[DeploymentSize, ...]:
+    if not isinstance(value, list) or not value:
+        raise ConfigError(f"spec.deployments must be a non-empty list of tables, got {value!r:.80}")
+    sizes = []
+    for index, item in enumerate(value):
+        where = f"spec.deployments[{index}]"
+        table = _table(where, item)
+        _check_keys(where, table, ("name", "n_clients", "clients_per_round", "dropout"))
+        if "name" not in table or "n_clients" not in table:
+            raise ConfigError(f"{where} needs a name and n_clients")
+        n_clients = _integer(f"{where}.n_clients", table["n_clients"], minimum=2)
+        per_round = table.get("clients_per_round")
+        if per_round is not None:
+            per_round = _integer(f"{where}.clients_per_round", per_round, minimum=2)
+            if per_round > n_clients:
+                raise ConfigError(f"{where}.clients_per_round must be <= n_clients ({n_clients}), got {per_round}")
+        dropout = table.get("dropout", 0.0)
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+            raise ConfigError(f"{where}.dropout must be a probability in [0, 1), got {dropout!r}")
+        sizes.append(DeploymentSize(_string(f"{where}.name", table["name"]), n_clients, per_round, float(dropout)))
+    names = [size.name for size in sizes]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"spec.deployments names must be unique, got {names}")
+    return tuple(sizes)
+
+
+def _schemes(value: object) -> tuple[str, ...]:
+    from leakage.aggregation import scheme_names, split_scheme_name
+
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(f"spec.schemes must be a non-empty list of scheme names, got {value!r:.80}")
+    known = scheme_names()
+    for index, name in enumerate(value):
+        for stage in split_scheme_name(name):
+            if stage not in known:
+                raise ConfigError(f"spec.schemes[{index}] has unknown stage {stage!r}; choose from: {', '.join(known)}")
+    schemes = [str(v) for v in value]
+    if len(set(schemes)) != len(schemes):
+        raise ConfigError(f"spec.schemes must not repeat a scheme, got {schemes}")
+    return tuple(schemes) if "mpc" in schemes else (*schemes, "mpc")
+
+
+def _scheme_options(value: object, schemes: Sequence[str]) -> dict[str, dict[str, Any]]:
+    table = _table("spec.scheme_options", value)
+    options: dict[str, dict[str, Any]] = {}
+    for scheme, stage_options in table.items():
+        if scheme not in schemes:
+            raise ConfigError(f"spec.scheme_options.{scheme} names no scheme of spec.schemes ({', '.join(schemes)})")
+        options[scheme] = _table(f"spec.scheme_options.{scheme}", stage_options)
+    return options
+
+
+def _attacks(value: object) -> tuple[AttackSpec, ...]:
+    from attacks import ATTACKS
+
+    if not isinstance(value, list) or not value:
+        raise ConfigError(f"spec.attacks must be a non-empty list of tables, got {value!r:.80}")
+    supported = _scored_attacks(ATTACKS.names())
+    attacks = []
+    for index, item in enumerate(value):
+        where = f"spec.attacks[{index}]"
+        table = _table(where, item)
+        _check_keys(where, table, ("name", "options"))
+        name = _choice(f"{where}.name", table.get("name"), supported)
+        options = _table(f"{where}.options", table.get("options", {}))
+        attacks.append(AttackSpec(name, options))
+    return tuple(attacks)
+
+
+def _scored_attacks(registered: Sequence[str]) -> tuple[str, ...]:
+    """Attacks ``leakage score`` knows how to score: update recovery and reconstruction."""
+    from leakage.quantify.scoring import RECONSTRUCTION_ATTACKS, UPDATE_ATTACKS
+
+    return tuple(name for name in registered if name in UPDATE_ATTACKS or name in RECONSTRUCTION_ATTACKS)
+
+
+def _audit(value: object, deployment_names: Sequence[str]) -> AuditSpec | None:
+    if value is False or value is None:  # false in TOML, null in a report's JSON copy
+        return None
+    table = _table("spec.audit", value)
+    _check_keys("spec.audit", table, ("trials", "confidence", "delta", "deployments"))
+    audited = table.get("deployments")
+    if audited is not None:
+        audited = _names("spec.audit.deployments", audited, deployment_names)
+    defaults = AuditSpec()
+    trials = _integer("spec.audit.trials", table.get("trials", defaults.trials), minimum=4)
+    confidence = table.get("confidence", defaults.confidence)
+    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0.5 <= confidence < 1:
+        raise ConfigError(f"spec.audit.confidence must be a number in [0.5, 1), got {confidence!r}")
+    delta = table.get("delta", defaults.delta)
+    if isinstance(delta, bool) or not isinstance(delta, (int, float)) or not 0 <= delta < 1:
+        raise ConfigError(f"spec.audit.delta must be a number in [0, 1), got {delta!r}")
+    return AuditSpec(trials, float(confidence), float(delta), audited)
+
+
+def _check_keys(where: str, table: Mapping[str, Any], allowed: Sequence[str]) -> None:
+    unknown = sorted(set(table) - set(allowed))
+    if unknown:
+        raise ConfigError(f"{where} has unknown key {unknown[0]!r}; choose from: {', '.join(allowed)}")
+
+
+def _table(where: str, value: object) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where} must be a table, got {value!r:.80}")
+    return dict(value)
+
+
+def _string(where: str, value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{where} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _integer(where: str, value: object, *, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{where} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _positive(where: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{where} must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
+def _choice(where: str, value: object, choices: Sequence[str]) -> str:
+    if value not in choices:
+        raise ConfigError(f"{where} must be one of {', '.join(choices)}, got {value!r}")
+    return str(value)
+
+
+def _registered(where: str, value: object, names: Sequence[str]) -> str:
+    return _choice(where, value, names)
+
+
+def _names(where: str, value: object, choices: Sequence[str]) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value:
+        raise ConfigError(f"{where} must be a non-empty list drawn from {', '.join(choices)}, got {value!r:.80}")
+    for index, item in enumerate(value):
+        _choice(f"{where}[{index}]", item, choices)
+    if len(set(value)) != len(value):
+        raise ConfigError(f"{where} must not repeat a name, got {value}")
+    return tuple(value)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
