@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from attacks import ATTACKS
 from leakage.aggregation import (
     MECHANISMS,
     SCHEMES,
@@ -22,6 +23,7 @@ from leakage.data import DATASETS, PARTITIONS, load_dataset
 from leakage.environment import environment_info
 from leakage.errors import ConfigError
 from leakage.models import MODELS
+from leakage.quantify.backends import BACKENDS
 from leakage.simulation import (
     ALGORITHMS,
     CLIENT_SAMPLINGS,
@@ -95,6 +97,17 @@ def _build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--out", type=Path, help="save the transcript (.pt) and a summary (.json)")
     sim.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
+    sc = commands.add_parser("score", help="score a deployment's schemes against the MPC baseline")
+    sc.add_argument("spec", nargs="?", type=Path, help="a deployment spec (TOML); the built-in default if omitted")
+    sc.add_argument("--out", type=Path, default=Path("leakage-report"), help="folder for report.json and report.html")
+    sc.add_argument("--quick", action="store_true", help="first seed only and a 16-trial audit")
+    sc.add_argument("--jobs", type=int, default=1, help="jobs run side by side (processes or Ray tasks)")
+    sc.add_argument("--backend", default="local", help=f"one of: {', '.join(BACKENDS)}")
+    sc.add_argument("--address", help="a Ray cluster address (with --backend ray)")
+    sc.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    commands.add_parser("attacks", help="list the attacks and the observer each runs as").set_defaults(
+        registry=ATTACKS
+    )
     for name, registry in (("datasets", DATASETS), ("models", MODELS), ("partitions", PARTITIONS)):
         commands.add_parser(name, help=f"list the registered {name}").set_defaults(registry=registry)
     commands.add_parser("schemes", help="list the aggregation protocols and client mechanisms").set_defaults(
@@ -159,6 +172,34 @@ def _simulate(args: argparse.Namespace) -> None:
         _save(args.out, transcript, summaries)
 
 
+def _score(args: argparse.Namespace) -> None:
+    from leakage.quantify import load_spec, score
+    from leakage.quantify.table import format_headlines
+    from leakage.report import write_html_report
+
+    spec = load_spec(args.spec)
+    if isinstance(args.jobs, bool) or args.jobs < 1:
+        raise ConfigError(f"--jobs must be an integer >= 1, got {args.jobs}")
+    if args.backend not in BACKENDS:
+        raise ConfigError(f"--backend must be one of {', '.join(BACKENDS)}, got {args.backend!r}")
+    if args.address is not None and args.backend != "ray":
+        raise ConfigError("--address needs --backend ray")
+    if args.out.exists() and not args.out.is_dir():
+        raise ConfigError(f"--out must be a folder, got the file {str(args.out)!r}")
+    report = score(
+        spec, quick=args.quick, workers=args.jobs, backend=args.backend, address=args.address,
+        show_progress=not args.no_progress,
+    )
+    args.out.mkdir(parents=True, exist_ok=True)
+    partial = args.out / ".report.json.partial"
+    partial.write_text(json.dumps(report, indent=2) + "\n")
+    partial.replace(args.out / "report.json")
+    write_html_report(report, args.out / "report.html")
+    print(f"{spec.name}: leakage of each scheme (0 = no more than MPC reveals, 1 = the target's update in the clear)")
+    print(format_headlines(report))
+    print(f"wrote {args.out / 'report.json'} and {args.out / 'report.html'} in {report['timings']['total']:.1f} s")
+
+
 def _save(out: Path, transcript: Any, summaries: Sequence[Any]) -> None:
     """Write the transcript and a JSON summary; never leave a half-written file behind."""
     out.mkdir(parents=True, exist_ok=True)
@@ -184,6 +225,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _build_parser().parse_args(argv)
         if args.command == "simulate":
             _simulate(args)
+        elif args.command == "score":
+            _score(args)
+        elif args.command == "attacks":
+            for name in ATTACKS.names():
+                print(f"{name}  (runs as {ATTACKS.get(name).observer})")
         elif args.registry is None:
             print("\n".join([f"{name}  (protocol)" for name in SCHEMES.names()]))
             print("\n".join([f"{name}  (client mechanism: runs before a protocol)" for name in MECHANISMS.names()]))

@@ -1,0 +1,191 @@
+"""Assertions for users' own test suites: does a scheme hide single updates among N clients?
+
+``assert_hides_single_updates(scheme, n_clients, observer=...)`` simulates a small
+deployment, runs the observer's update-recovery attacks and the distinguishing-game
+audit (:mod:`leakage.quantify`), and raises ``AssertionError`` (with the measured numbers)
+when the observer recovers the target's individual update, when its normalised leakage
+exceeds ``max_leakage``, or when the audit's empirical epsilon lower bound exceeds
+``max_epsilon``. ``assert_leaks_single_updates`` is its opposite, for tests that pin down
+a known weakness (secure aggregation with two participants). The pytest plugin
+(:mod:`leakage.testing.plugin`, registered as an entry point) offers both as fixtures.
+
+A note on what "hides" can mean: secure aggregation hides the *update* among many
+clients, but the audit still sees which of two known records the target trained on
+with an AUC well above 0.5 among tens of clients (a distinctive record moves the
+aggregate); ``max_epsilon`` bounds only what the audit can prove at its confidence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from leakage.quantify import parse_spec, score
+
+__all__ = [
+    "DEFAULT_TASK",
+    "SingleUpdateLeakage",
+    "assert_hides_single_updates",
+    "assert_leaks_single_updates",
+    "measure_single_update_leakage",
+]
+
+#: A task small enough for a unit test: digits, a sigmoid MLP, FedSGD on one sample.
+DEFAULT_TASK: Mapping[str, Any] = {
+    "dataset": "digits",
+    "model": "mlp",
+    "model_options": {"hidden": [16], "activation": "sigmoid"},
+    "algorithm": "fedsgd",
+    "batch_size": 1,
+    "lr": 0.1,
+    "rounds": 2,
+}
+
+
+@dataclass(frozen=True)
+class SingleUpdateLeakage:
+    """What one observer learned about the target's single update under one scheme.
+
+    Attributes:
+        scheme, n_clients, observer: the setting.
+        leakage: the largest normalised update-recovery leakage of the observer (0: no
+            more than the released model reveals, 1: the update in the clear).
+        individual: the observer recovered the target's own update (not a mix).
+        worst: ``"attack (metric value)"`` of the worst row.
+        audit_auc, audit_advantage, epsilon_lower_bound: the distinguishing game's AUC,
+            held-out TPR - FPR, and empirical epsilon lower bound (``None`` without audit).
+        rows: the observer's scored rows, as ``leakage score`` reports them.
+    """
+
+    scheme: str
+    n_clients: int
+    observer: str
+    leakage: float
+    individual: bool
+    worst: str
+    audit_auc: float | None = None
+    audit_advantage: float | None = None
+    epsilon_lower_bound: float | None = None
+    rows: Sequence[Mapping[str, Any]] = field(default_factory=tuple)
+
+    def describe(self) -> str:
+        """One line with every measured number."""
+        audit = (
+            "" if self.audit_auc is None
+            else f", audit AUC {self.audit_auc:.2f}, advantage {self.audit_advantage:.2f}, "
+            f"epsilon >= {self.epsilon_lower_bound:.2f}"
+        )
+        kind = "its individual update" if self.individual else "only mixes of updates"
+        return (
+            f"{self.scheme} with {self.n_clients} clients, {self.observer}: {kind}, leakage {self.leakage:.2f} "
+            f"(worst: {self.worst}){audit}"
+        )
+
+
+def measure_single_update_leakage(
+    scheme: str,
+    n_clients: int,
+    *,
+    observer: str = "server",
+    task: Mapping[str, Any] | None = None,
+    scheme_options: Mapping[str, Any] | None = None,
+    audit_trials: int | None = 32,
+    seed: int = 0,
+) -> SingleUpdateLeakage:
+    """Simulate ``scheme`` with ``n_clients`` and measure what ``observer`` learns about client 0.
+
+    Args:
+        scheme: a scheme name (or comma-separated composition).
+        n_clients: clients, all taking part in every round.
+        observer: ``server``, ``participant``, ``coalition``, ``eavesdropper`` or ``public``.
+        task: the learning task (``spec.task`` fields); :data:`DEFAULT_TASK` if omitted.
+        scheme_options: the scheme's options.
+        audit_trials: rounds of the distinguishing game, or ``None`` to skip it.
+        seed: the experiment seed.
+
+    Raises:
+        ConfigError: a bad scheme, observer or option (one line naming it).
+    """
+    spec = parse_spec({
+        "name": f"{scheme} with {n_clients} clients",
+        "task": dict(task if task is not None else DEFAULT_TASK),
+        "deployments": [{"name": f"{n_clients}-clients", "n_clients": n_clients}],
+        "schemes": [scheme],
+        "scheme_options": {scheme: dict(scheme_options)} if scheme_options else {},
+        "observers": [observer],
+        "attacks": [{"name": "round_difference"}, {"name": "disaggregation"}],
+        "audit": {"trials": audit_trials} if audit_trials is not None else False,
+        "seeds": [seed],
+    })
+    report = score(spec)
+    rows = [r for r in report["results"] if r["scheme"] == scheme and r["observer"] == observer]
+    ran = [r for r in rows if r["status"] == "ok"]
+    worst = max(ran, key=lambda r: r["leakage"], default=None)
+    audits = [a for a in report["audits"] if a["scheme"] == scheme and a["observer"] == observer]
+    audit = audits[0] if audits else None
+    return SingleUpdateLeakage(
+        scheme=scheme,
+        n_clients=n_clients,
+        observer=observer,
+        leakage=worst["leakage"] if worst else 0.0,
+        individual=any(r["metrics"].get("mixed_clients") == 1 for r in ran),
+        worst=f"{worst['attack']} ({worst['metric']} {worst['value']:.3g})" if worst else "no attack applies",
+        audit_auc=None if audit is None else audit["auc"],
+        audit_advantage=None if audit is None else audit["tpr"] - audit["fpr"],
+        epsilon_lower_bound=None if audit is None else audit["epsilon_lower_bound"],
+        rows=tuple(rows),
+    )
+
+
+def assert_hides_single_updates(
+    scheme: str,
+    n_clients: int,
+    observer: str = "server",
+    *,
+    max_leakage: float = 0.25,
+    max_epsilon: float = 1.0,
+    **options: Any,
+) -> SingleUpdateLeakage:
+    """Assert that ``observer`` recovers no single client's update under ``scheme`` among ``n_clients``.
+
+    Fails when the observer gets the target's individual update, when its leakage
+    exceeds ``max_leakage``, or when the audit proves epsilon above ``max_epsilon``.
+    ``options`` go to :func:`measure_single_update_leakage`.
+
+    Raises:
+        AssertionError: the scheme did not hide the update; the message has the numbers.
+    """
+    measured = measure_single_update_leakage(scheme, n_clients, observer=observer, **options)
+    problems = []
+    if measured.individual:
+        problems.append("the observer recovered the target's individual update")
+    if measured.leakage > max_leakage:
+        problems.append(f"leakage {measured.leakage:.2f} > {max_leakage}")
+    if measured.epsilon_lower_bound is not None and measured.epsilon_lower_bound > max_epsilon:
+        problems.append(f"the audit proves epsilon >= {measured.epsilon_lower_bound:.2f} > {max_epsilon}")
+    if problems:
+        raise AssertionError(f"{scheme} does not hide single updates: {'; '.join(problems)} [{measured.describe()}]")
+    return measured
+
+
+def assert_leaks_single_updates(
+    scheme: str,
+    n_clients: int,
+    observer: str = "participant",
+    *,
+    min_leakage: float = 0.9,
+    **options: Any,
+) -> SingleUpdateLeakage:
+    """Assert that ``observer`` does recover the target's individual update (a known weakness).
+
+    Raises:
+        AssertionError: the observer did not get the individual update with leakage
+            at least ``min_leakage``; the message has the numbers.
+    """
+    measured = measure_single_update_leakage(scheme, n_clients, observer=observer, **options)
+    if not measured.individual or measured.leakage < min_leakage:
+        raise AssertionError(
+            f"expected {scheme} to leak single updates to the {observer}, but it did not [{measured.describe()}]"
+        )
+    return measured
