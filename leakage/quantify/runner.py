@@ -85,7 +85,8 @@ def run_job(job: Job) -> dict[str, Any]:
         "seed": job.seed,
         "simulate_seconds": simulate_seconds,
         "rounds": len(transcript.rounds),
-        "upload_bytes_per_client": _mean_metric(transcript.rounds, "upload_bytes_per_client"),
+        "upload_bytes_per_client": _mean_metric(transcript.rounds, "upload_bytes_per_client")
+        or _wire_bytes_per_client(transcript.rounds),
         "mpc_backend": transcript.rounds[-1].public.get("mpc_backend"),
         "accountant_epsilon": transcript.rounds[-1].public.get("epsilon"),
     }
@@ -123,6 +124,21 @@ def _settings(spec: DeploymentSpec, job: Job, audit: AuditSpec | None) -> Simula
         n_clients=deployment.n_clients, clients_per_round=deployment.clients_per_round, dropout=deployment.dropout,
         scheme=job.scheme, scheme_options=dict(spec.scheme_options.get(job.scheme, {})), seed=job.seed, **options,
     )
+
+
+def _wire_bytes_per_client(rounds: Sequence[Any]) -> float | None:
+    """Mean bytes per participant per round of what an eavesdropper saw cross the wire (``None``: nothing)."""
+    totals = []
+    for record in rounds:
+        view = record.views.get("eavesdropper")
+        if view is None or not view.received or not record.survivors:
+            continue
+        size = sum(
+            len(message) if isinstance(message, bytes) else message.numel() * message.element_size()
+            for message in view.received.values()
+        )
+        totals.append(size / len(record.survivors))
+    return sum(totals) / len(totals) if totals else None
 
 
 def _mean_metric(rounds: Sequence[Any], name: str) -> float | None:
