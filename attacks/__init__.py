@@ -56,15 +56,14 @@ from attacks.property_inference import (
     PropertyInferenceAttack,
     PropertyInferenceResult,
     ScoreCombination,
-    ShadowUpdates,
     combine_round_scores,
-    shadow_updates,
 )
 from attacks.round_difference import (
     RoundDifferenceAttack,
     own_weight,
     target_observations,
 )
+from attacks.shadow_training import ShadowUpdates, shadow_updates
 
 __all__ = [
     "ATTACKS",

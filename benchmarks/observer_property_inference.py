@@ -39,8 +39,8 @@ import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from attacks import Knowledge
-from attacks.property_inference import (
+from attacks import (
+    Knowledge,
     OthersPopulation,
     PropertyInferenceAttack,
     shadow_updates,

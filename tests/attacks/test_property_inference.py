@@ -10,8 +10,9 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from attacks import ATTACKS, Knowledge
-from attacks.property_inference import (
+from attacks import (
+    ATTACKS,
+    Knowledge,
     PropertyInferenceAttack,
     PropertyInferenceResult,
     combine_round_scores,
