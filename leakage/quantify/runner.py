@@ -67,7 +67,15 @@ def plan_jobs(spec: DeploymentSpec) -> list[Job]:
 
 def run_job(job: Job) -> dict[str, Any]:
     """Run one job and return its results as plain data (picklable, JSON-ready)."""
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)  # jobs run side by side; one thread each keeps timings stable
+    try:
+        return _run_job(job)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run_job(job: Job) -> dict[str, Any]:
     spec, task = job.spec, job.spec.task
     dataset = load_dataset(task.dataset, **task.dataset_options)
     audit = job.kind == "audit"

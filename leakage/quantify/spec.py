@@ -287,6 +287,10 @@ def _attacks(value: object) -> tuple[AttackSpec, ...]:
         _check_keys(where, table, ("name", "options"))
         name = _choice(f"{where}.name", table.get("name"), supported)
         options = _table(f"{where}.options", table.get("options", {}))
+        try:  # a typo in an option fails here, not inside every job
+            ATTACKS.create(name, **options)
+        except ConfigError as error:
+            raise ConfigError(f"{where}.options: {error}") from None
         attacks.append(AttackSpec(name, options))
     return tuple(attacks)
 
