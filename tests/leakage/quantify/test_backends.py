@@ -104,7 +104,7 @@ def test_an_error_that_cannot_be_rebuilt_becomes_a_runtime_error(workers: int) -
 def test_a_failing_spec_job_names_the_deployment_and_scheme() -> None:
     spec = parse_spec({
         "deployments": [{"name": "two", "n_clients": 2}], "schemes": ["plain"], "audit": False,
-        "attacks": [{"name": "idlg", "options": {"no_such_option": 1}}],
+        "task": {"partition": "dirichlet", "partition_options": {"alpha": -1.0}},  # checked only when a job partitions
     })
 
     with pytest.raises(ValueError, match=r"^job score two/plain/seed 0 failed: ") as caught:
