@@ -40,8 +40,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import torch
 
+from attacks import fit_statistics, minimum_rounds, record_gram
 from attacks.binary_logreg import BinaryRecordAttack, effective_pairs
-from attacks.binary_records import fit_statistics, minimum_rounds, record_gram
 from attacks.round_difference import target_observations
 from leakage import load_dataset, simulate
 from leakage.transcript import Transcript

@@ -5,9 +5,9 @@ from collections import Counter
 import pytest
 import torch
 
+from attacks import RecordRecovery, minimum_rounds
 from attacks.base import ATTACKS, Knowledge
 from attacks.binary_logreg import BinaryRecordAttack, effective_pairs
-from attacks.binary_records import RecordRecovery, minimum_rounds
 from leakage import create_model, load_dataset, simulate
 from leakage.errors import ConfigError, ThreatModelError
 from leakage.transcript import Transcript

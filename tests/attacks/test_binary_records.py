@@ -10,7 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from attacks.binary_records import (
+from attacks import (
     RecordRecovery,
     fit_statistics,
     infer_num_samples,
