@@ -294,6 +294,8 @@ def _headline_cell(row: _Fields | None) -> str:
     leakage = row.number("leakage")
     who = f"{row.text('observer')} · {row.text('attack')}"
     measured = f"{row.text('metric')} = {_general(row.number('value'))}"
+    if row.optional_text("status") == "not_applicable":  # no observer could run any attack
+        who, measured = "no attack applies", "nothing beyond the released model"
     return (
         f'<td class="heat" style="{_heat_style(leakage)}"><span class="score">{_fixed(leakage, 2)}</span>'
         f'<span class="who">{_escape(who)}</span><span class="who">{_escape(measured)}</span></td>'
