@@ -2,7 +2,7 @@
 
 Ring ``Z_(2^64)`` arithmetic, an AES-CTR PRG, additive sharing among 2 or 3 parties,
 fixed-point encoding with SecureML local truncation, a byte/round-counting channel and
-Beaver-triple multiplication. References: Mohassel & Zhang, "SecureML: A System for
+Beaver-triple multiplication, secure comparison (MSB) and sigmoid approximations. References: Mohassel & Zhang, "SecureML: A System for
 Scalable Privacy-Preserving Machine Learning", IEEE S&P 2017; Beaver, "Efficient
 Multiparty Protocols Using Circuit Randomization", CRYPTO 1991.
 """
@@ -23,6 +23,18 @@ from defenses.mpc_protocol.channel import (
     decode_ring_arrays,
     encode_ring_arrays,
     framed_size,
+)
+from defenses.mpc_protocol.comparison import (
+    CIRCUIT_LAYERS,
+    MSB_ROUNDS,
+    BitTripleShare,
+    ComparisonDealer,
+    MsbPreprocessing,
+    secure_and,
+    secure_less_than,
+    secure_msb,
+    xor_reconstruct,
+    xor_share,
 )
 from defenses.mpc_protocol.fixed_point import (
     DEFAULT_FRACTIONAL_BITS,
@@ -45,25 +57,40 @@ from defenses.mpc_protocol.ring import (
     ring_to_signed,
 )
 from defenses.mpc_protocol.sharing import SUPPORTED_PARTIES, reconstruct, share
+from defenses.mpc_protocol.sigmoid import (
+    CUBIC_SIGMOID_COEFFICIENTS,
+    cubic_sigmoid,
+    piecewise_sigmoid,
+    secure_cubic_sigmoid,
+    secure_piecewise_sigmoid,
+)
 
 __all__ = [
+    "CIRCUIT_LAYERS",
+    "CUBIC_SIGMOID_COEFFICIENTS",
     "DEFAULT_FRACTIONAL_BITS",
+    "MSB_ROUNDS",
     "RING_BITS",
     "SEED_BYTES",
     "SUPPORTED_PARTIES",
     "AesCtrPrg",
+    "BitTripleShare",
     "Channel",
+    "ComparisonDealer",
     "MalformedMessageError",
     "MpcParty",
+    "MsbPreprocessing",
     "PendingProduct",
     "RingArray",
     "TripleShare",
     "TrustedDealer",
+    "cubic_sigmoid",
     "decode_fixed",
     "decode_ring_arrays",
     "encode_fixed",
     "encode_ring_arrays",
     "framed_size",
+    "piecewise_sigmoid",
     "reconstruct",
     "representable_range",
     "ring_add",
@@ -74,8 +101,15 @@ __all__ = [
     "ring_subtract",
     "ring_sum",
     "ring_to_signed",
+    "secure_and",
+    "secure_cubic_sigmoid",
+    "secure_less_than",
     "secure_matmul",
+    "secure_msb",
     "secure_multiply",
+    "secure_piecewise_sigmoid",
     "share",
     "truncate_share",
+    "xor_reconstruct",
+    "xor_share",
 ]
