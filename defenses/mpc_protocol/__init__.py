@@ -2,8 +2,9 @@
 
 Ring ``Z_(2^64)`` arithmetic, an AES-CTR PRG, additive sharing among 2 or 3 parties,
 fixed-point encoding with SecureML local truncation, a byte/round-counting channel and
-Beaver-triple multiplication, secure comparison (MSB) and sigmoid approximations. References: Mohassel & Zhang, "SecureML: A System for
-Scalable Privacy-Preserving Machine Learning", IEEE S&P 2017; Beaver, "Efficient
+Beaver-triple multiplication, secure comparison (MSB), sigmoid approximations and
+two-party logistic-regression training. References: Mohassel & Zhang, "SecureML: A System
+for Scalable Privacy-Preserving Machine Learning", IEEE S&P 2017; Beaver, "Efficient
 Multiparty Protocols Using Circuit Randomization", CRYPTO 1991.
 """
 
@@ -64,6 +65,15 @@ from defenses.mpc_protocol.sigmoid import (
     secure_cubic_sigmoid,
     secure_piecewise_sigmoid,
 )
+from defenses.mpc_protocol.training import (
+    LogisticModel,
+    MpcTrainingResult,
+    SigmoidKind,
+    logistic_accuracy,
+    minibatch_schedule,
+    train_logistic_regression_mpc,
+    train_logistic_regression_plain,
+)
 
 __all__ = [
     "CIRCUIT_LAYERS",
@@ -77,11 +87,14 @@ __all__ = [
     "BitTripleShare",
     "Channel",
     "ComparisonDealer",
+    "LogisticModel",
     "MalformedMessageError",
     "MpcParty",
+    "MpcTrainingResult",
     "MsbPreprocessing",
     "PendingProduct",
     "RingArray",
+    "SigmoidKind",
     "TripleShare",
     "TrustedDealer",
     "cubic_sigmoid",
@@ -90,6 +103,8 @@ __all__ = [
     "encode_fixed",
     "encode_ring_arrays",
     "framed_size",
+    "logistic_accuracy",
+    "minibatch_schedule",
     "piecewise_sigmoid",
     "reconstruct",
     "representable_range",
@@ -109,6 +124,8 @@ __all__ = [
     "secure_multiply",
     "secure_piecewise_sigmoid",
     "share",
+    "train_logistic_regression_mpc",
+    "train_logistic_regression_plain",
     "truncate_share",
     "xor_reconstruct",
     "xor_share",
