@@ -23,10 +23,7 @@ def update_cosine(estimate: Tensor, truth: Tensor) -> float:
     >>> update_cosine(torch.tensor([1.0, 0.0]), torch.tensor([2.0, 0.0]))
     1.0
     """
-    check_same_shape("estimate", estimate, "truth", truth, min_dim=1)
-    check_finite("estimate", estimate)
-    check_finite("truth", truth)
-    first, second = estimate.reshape(-1).double(), truth.reshape(-1).double()
+    first, second = _checked_pair(estimate, truth)
     norms = float(first.norm() * second.norm())
     return float(first @ second) / norms if norms > 0 else 0.0
 
@@ -41,11 +38,17 @@ def relative_error(estimate: Tensor, truth: Tensor) -> float:
     >>> relative_error(torch.tensor([1.0, 1.0]), torch.tensor([1.0, 0.0]))
     1.0
     """
-    check_same_shape("estimate", estimate, "truth", truth, min_dim=1)
-    check_finite("estimate", estimate)
-    check_finite("truth", truth)
-    difference = float((estimate.double() - truth.double()).norm())
-    scale = float(truth.double().norm())
+    first, second = _checked_pair(estimate, truth)
+    difference = float((first - second).norm())
+    scale = float(second.norm())
     if scale == 0.0:
         return 0.0 if difference == 0.0 else float("inf")
     return difference / scale
+
+
+def _checked_pair(estimate: Tensor, truth: Tensor) -> tuple[Tensor, Tensor]:
+    """Both vectors flattened to float64, after the shape and finiteness checks."""
+    check_same_shape("estimate", estimate, "truth", truth, min_dim=1)
+    check_finite("estimate", estimate)
+    check_finite("truth", truth)
+    return estimate.reshape(-1).double(), truth.reshape(-1).double()

@@ -132,6 +132,7 @@ def score_transcript(
     reconstruction = [(name, options) for name, options in attacks if name in RECONSTRUCTION_ATTACKS]
     first_round = min(truth_updates) if truth_updates else None
     references: dict[str, tuple[float, dict[str, float], Tensor]] = {}
+    prior = dataset.denormalize(dataset.inputs).mean(dim=0, keepdim=True)  # the data-free guess, once
     rows: list[ScoreRow] = []
     for observer in observers:
         name, views = observer_views(transcript, observer, target)
@@ -164,6 +165,7 @@ def score_transcript(
                 continue
             rows.append(_reconstruct(
                 transcript, dataset, observer, name, attack_name, options, best, target, first_round, seed, references,
+                prior,
             ))
     return rows
 
@@ -191,14 +193,14 @@ def _reconstruct(
     first_round: int,
     seed: int,
     references: dict[str, tuple[float, dict[str, float], Tensor]],
+    prior: Tensor,
 ) -> ScoreRow:
     truth_round = next(r for r in transcript.truth.rounds if r.round_index == first_round)
     batch = truth_round.sample_order[target]
     originals = dataset.denormalize(dataset.inputs[batch])
     true_labels = dataset.targets[batch]
     data_range = dataset.value_range[1] - dataset.value_range[0]
-    prior = dataset.denormalize(dataset.inputs).mean(dim=0, keepdim=True).expand_as(originals)
-    baseline = float(psnr(prior, originals, data_range=data_range).mean())
+    baseline = float(psnr(prior.expand_as(originals), originals, data_range=data_range).mean())
     record = transcript.rounds[first_round]
     knowledge = _knowledge(transcript, dataset, record.params_before, len(batch))
     if attack_name not in references:

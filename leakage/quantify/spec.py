@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from leakage.errors import ConfigError
+from leakage.plain_data import plain_data
 
 __all__ = [
     "OBSERVER_KINDS",
@@ -120,7 +121,7 @@ class DeploymentSpec:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (lists, dicts) for ``report.json``."""
-        plain: dict[str, Any] = _plain(asdict(self))
+        plain: dict[str, Any] = plain_data(asdict(self))
         return plain
 
 
@@ -369,11 +370,3 @@ def _names(where: str, value: object, choices: Sequence[str]) -> tuple[str, ...]
     if len(set(value)) != len(value):
         raise ConfigError(f"{where} must not repeat a name, got {value}")
     return tuple(value)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(key): _plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
-    return value

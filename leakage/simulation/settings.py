@@ -9,6 +9,7 @@ from typing import Any, Literal, get_args
 from leakage.aggregation.base import ClientSampling
 from leakage.checks import require_int, require_positive_float
 from leakage.errors import ConfigError
+from leakage.plain_data import plain_data
 from leakage.simulation.local_training import LOSSES, LossName
 
 __all__ = ["ALGORITHMS", "CLIENT_SAMPLINGS", "Algorithm", "SimulationSettings"]
@@ -136,13 +137,5 @@ class SimulationSettings:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready plain data (tuples become lists), for transcripts and reports."""
-        plain: dict[str, Any] = _plain(asdict(self))
+        plain: dict[str, Any] = plain_data(asdict(self))
         return plain
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(key): _plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
-    return value
