@@ -1,9 +1,9 @@
 """Arithmetic foundation for secret-shared MPC training (SecureML-style).
 
 Ring ``Z_(2^64)`` arithmetic, an AES-CTR PRG, additive sharing among 2 or 3 parties,
-fixed-point encoding with SecureML local truncation, a byte/round-counting channel and
+fixed-point encoding with SecureML local truncation and ABY3 truncation pairs, a byte/round-counting channel and
 Beaver-triple multiplication, secure comparison (MSB), sigmoid approximations and
-two-party logistic-regression training. References: Mohassel & Zhang, "SecureML: A System
+logistic-regression training among 2 or 3 parties. References: Mohassel & Zhang, "SecureML: A System
 for Scalable Privacy-Preserving Machine Learning", IEEE S&P 2017; Beaver, "Efficient
 Multiparty Protocols Using Circuit Randomization", CRYPTO 1991.
 """
@@ -14,23 +14,32 @@ from defenses.mpc_protocol.beaver import (
     MpcParty,
     PendingProduct,
     TripleShare,
+    TruncationPair,
     TrustedDealer,
+    open_shares,
     secure_matmul,
+    secure_matmul_premasked,
     secure_multiply,
 )
 from defenses.mpc_protocol.channel import (
     Channel,
     MalformedMessageError,
+    decode_bit_arrays,
     decode_ring_arrays,
+    encode_bit_arrays,
     encode_ring_arrays,
+    framed_bits_size,
     framed_size,
 )
 from defenses.mpc_protocol.comparison import (
     CIRCUIT_LAYERS,
     MSB_ROUNDS,
+    BitArray,
     BitTripleShare,
     ComparisonDealer,
     MsbPreprocessing,
+    open_bits,
+    ring_to_bits,
     secure_and,
     secure_less_than,
     secure_msb,
@@ -67,13 +76,18 @@ from defenses.mpc_protocol.sigmoid import (
 )
 from defenses.mpc_protocol.training import (
     LogisticModel,
+    MaskedRows,
     MpcTrainingResult,
+    RowMask,
+    SecureLogisticSession,
     SigmoidKind,
+    StepMaterial,
     logistic_accuracy,
     minibatch_schedule,
     train_logistic_regression_mpc,
     train_logistic_regression_plain,
 )
+from defenses.mpc_protocol.truncation import secure_truncate
 
 __all__ = [
     "CIRCUIT_LAYERS",
@@ -84,27 +98,38 @@ __all__ = [
     "SEED_BYTES",
     "SUPPORTED_PARTIES",
     "AesCtrPrg",
+    "BitArray",
     "BitTripleShare",
     "Channel",
     "ComparisonDealer",
     "LogisticModel",
     "MalformedMessageError",
+    "MaskedRows",
     "MpcParty",
     "MpcTrainingResult",
     "MsbPreprocessing",
     "PendingProduct",
     "RingArray",
+    "RowMask",
+    "SecureLogisticSession",
     "SigmoidKind",
+    "StepMaterial",
     "TripleShare",
+    "TruncationPair",
     "TrustedDealer",
     "cubic_sigmoid",
+    "decode_bit_arrays",
     "decode_fixed",
     "decode_ring_arrays",
+    "encode_bit_arrays",
     "encode_fixed",
     "encode_ring_arrays",
+    "framed_bits_size",
     "framed_size",
     "logistic_accuracy",
     "minibatch_schedule",
+    "open_bits",
+    "open_shares",
     "piecewise_sigmoid",
     "reconstruct",
     "representable_range",
@@ -115,14 +140,17 @@ __all__ = [
     "ring_negate",
     "ring_subtract",
     "ring_sum",
+    "ring_to_bits",
     "ring_to_signed",
     "secure_and",
     "secure_cubic_sigmoid",
     "secure_less_than",
     "secure_matmul",
+    "secure_matmul_premasked",
     "secure_msb",
     "secure_multiply",
     "secure_piecewise_sigmoid",
+    "secure_truncate",
     "share",
     "train_logistic_regression_mpc",
     "train_logistic_regression_plain",

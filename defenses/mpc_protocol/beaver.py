@@ -32,10 +32,13 @@ from defenses.mpc_protocol.prg import AesCtrPrg
 from defenses.mpc_protocol.ring import (
     RingArray,
     ring_add,
+    ring_from_signed,
     ring_matmul,
     ring_multiply,
+    ring_negate,
     ring_subtract,
     ring_sum,
+    ring_to_signed,
 )
 from defenses.mpc_protocol.sharing import SUPPORTED_PARTIES, share
 
@@ -43,8 +46,11 @@ __all__ = [
     "MpcParty",
     "PendingProduct",
     "TripleShare",
+    "TruncationPair",
     "TrustedDealer",
+    "open_shares",
     "secure_matmul",
+    "secure_matmul_premasked",
     "secure_multiply",
 ]
 
@@ -58,6 +64,14 @@ class TripleShare:
     a: RingArray
     b: RingArray
     c: RingArray
+
+
+@dataclass(frozen=True)
+class TruncationPair:
+    """One party's share of a truncation pair: ``r`` uniform and ``r' = ceil(signed(r) / 2^f)``."""
+
+    mask: RingArray
+    shifted: RingArray
 
 
 @dataclass(frozen=True)
@@ -91,6 +105,14 @@ class TrustedDealer:
         self.num_parties = num_parties
         self._prg = prg
 
+    def random_ring(self, shape: tuple[int, ...]) -> RingArray:
+        """Return a fresh uniform ring array from the dealer's generator (a mask it will share)."""
+        return self._prg.random_ring(shape)
+
+    def share(self, secret: RingArray) -> list[RingArray]:
+        """Return fresh additive shares of ``secret`` for the parties."""
+        return share(secret, self.num_parties, self._prg)
+
     def _deal(self, a: RingArray, b: RingArray, c: RingArray) -> list[TripleShare]:
         a_shares, b_shares, c_shares = (share(v, self.num_parties, self._prg) for v in (a, b, c))
         return [TripleShare(a=sa, b=sb, c=sc) for sa, sb, sc in zip(a_shares, b_shares, c_shares, strict=True)]
@@ -113,6 +135,44 @@ class TrustedDealer:
         b = self._prg.random_ring(right_shape)
         return self._deal(a, b, ring_matmul(a, b))
 
+    def matrix_triples_given_left(
+        self, left: RingArray, left_shares: Sequence[RingArray], right_shape: tuple[int, int]
+    ) -> list[TripleShare]:
+        """Return triples whose ``A`` is a mask the dealer drew earlier: fresh ``B``, ``C = A @ B``.
+
+        SecureML (Sec. 4.2) masks the data matrix once, ``E = X - A`` is opened once,
+        and every later product with a slice of ``X`` reuses the slice of ``A`` with a
+        fresh ``B``: the opened ``F = Y - B`` stays uniform and only ``F`` travels.
+
+        Args:
+            left: the dealer's ``A: [m, k]`` (a slice of an earlier mask).
+            left_shares: the parties' shares of exactly that slice.
+            right_shape: ``[k, n]``.
+        """
+        if left.ndim != 2 or len(right_shape) != 2 or left.shape[1] != right_shape[0]:
+            raise ValueError(f"matrix shapes must be [m, k] and [k, n], got {left.shape} and {right_shape}")
+        b = self._prg.random_ring(right_shape)
+        b_shares, c_shares = share(b, self.num_parties, self._prg), share(ring_matmul(left, b), self.num_parties, self._prg)
+        return [
+            TripleShare(a=sa, b=sb, c=sc) for sa, sb, sc in zip(left_shares, b_shares, c_shares, strict=True)
+        ]
+
+    def truncation_pairs(self, shape: tuple[int, ...], fractional_bits: int) -> list[TruncationPair]:
+        """Return per-party shares of ``r`` (uniform) and ``r' = ceil(signed(r) / 2^f)``.
+
+        Rounding ``r`` up while the opened ``z - r`` is rounded down keeps the sum within
+        one unit of ``z / 2^f`` either way, as SecureML's local truncation does.
+
+        The material of ``secure_truncate`` for parties that cannot truncate locally
+        (three parties; Mohassel & Rindal, "ABY3", CCS 2018, Sec. 5.1.2).
+        """
+        if not 0 <= fractional_bits <= 62:
+            raise ValueError(f"fractional_bits must be in [0, 62], got {fractional_bits}")
+        mask = self._prg.random_ring(shape)
+        shifted = ring_negate(ring_from_signed(ring_to_signed(ring_negate(mask)) >> fractional_bits))
+        masks, shifts = share(mask, self.num_parties, self._prg), share(shifted, self.num_parties, self._prg)
+        return [TruncationPair(mask=m, shifted=t) for m, t in zip(masks, shifts, strict=True)]
+
 
 class MpcParty:
     """One computing party: holds its own shares, talks to the others only through ``channel``.
@@ -128,7 +188,8 @@ class MpcParty:
         self.party_index = party_index
         self.channel = channel
 
-    def _peers(self) -> list[int]:
+    def peers(self) -> list[int]:
+        """Return the other parties' indices."""
         return [p for p in range(self.channel.num_parties) if p != self.party_index]
 
     def start_product(
@@ -147,7 +208,7 @@ class MpcParty:
         e_share = ring_subtract(x_share, triple.a)
         f_share = ring_subtract(y_share, triple.b)
         payload = encode_ring_arrays([e_share, f_share])
-        for peer in self._peers():
+        for peer in self.peers():
             self.channel.send(sender=self.party_index, receiver=peer, payload=payload)
         return PendingProduct(kind=kind, e_share=e_share, f_share=f_share, triple=triple)
 
@@ -159,7 +220,7 @@ class MpcParty:
         """
         shapes = [pending.e_share.shape, pending.f_share.shape]
         e_terms, f_terms = [pending.e_share], [pending.f_share]
-        for peer in self._peers():
+        for peer in self.peers():
             e_peer, f_peer = decode_ring_arrays(self.channel.receive(receiver=self.party_index, sender=peer), shapes)
             e_terms.append(e_peer)
             f_terms.append(f_peer)
@@ -170,6 +231,66 @@ class MpcParty:
         if self.party_index == 0:
             result = ring_add(result, product(e, f))
         return result
+
+
+def open_shares(parties: Sequence[MpcParty], shares: Sequence[RingArray], *, xor: bool = False) -> list[RingArray]:
+    """Every party broadcasts its share (one round); return the value each party reconstructs.
+
+    Shares are additive modulo ``2^64``, or XOR shares of packed bit words when ``xor``.
+
+    Raises:
+        MalformedMessageError: if a peer's message is missing, truncated or mis-shaped.
+    """
+    for party, piece in zip(parties, shares, strict=True):
+        payload = encode_ring_arrays([piece])
+        for peer in party.peers():
+            party.channel.send(sender=party.party_index, receiver=peer, payload=payload)
+    opened: list[RingArray] = []
+    for party, piece in zip(parties, shares, strict=True):
+        terms = [piece]
+        for peer in party.peers():
+            message = party.channel.receive(receiver=party.party_index, sender=peer)
+            terms.append(decode_ring_arrays(message, [piece.shape])[0])
+        if xor:
+            total = terms[0].copy()
+            for term in terms[1:]:
+                total ^= term
+            opened.append(total)
+        else:
+            opened.append(ring_sum(terms))
+    return opened
+
+
+def secure_matmul_premasked(
+    parties: Sequence[MpcParty],
+    opened_left: RingArray,
+    y_shares: Sequence[RingArray],
+    triples: Sequence[TripleShare],
+) -> list[RingArray]:
+    """Return shares of ``X @ Y`` when ``E = X - A`` is already open to every party; one round.
+
+    Only ``F = Y - B`` is opened (SecureML's reuse of the data mask, Sec. 4.2); party
+    ``i`` sets ``Z_i = C_i + E @ B_i + A_i @ F + [i == 0] E @ F``.
+
+    Raises:
+        ValueError: if counts or shapes do not match.
+        MalformedMessageError: if a peer's message is missing, truncated or mis-shaped.
+    """
+    if not len(parties) == len(y_shares) == len(triples):
+        raise ValueError(f"need one party, y share and triple each, got {len(parties)}, {len(y_shares)}, {len(triples)}")
+    for y, t in zip(y_shares, triples, strict=True):
+        if opened_left.shape != t.a.shape or y.shape != t.b.shape:
+            raise ValueError(
+                f"operand shapes {opened_left.shape}, {y.shape} do not match the triple's {t.a.shape}, {t.b.shape}"
+            )
+    opened = open_shares(parties, [ring_subtract(y, t.b) for y, t in zip(y_shares, triples, strict=True)])
+    results: list[RingArray] = []
+    for party, f, t in zip(parties, opened, triples, strict=True):
+        result = ring_add(ring_add(t.c, ring_matmul(opened_left, t.b)), ring_matmul(t.a, f))
+        if party.party_index == 0:
+            result = ring_add(result, ring_matmul(opened_left, f))
+        results.append(result)
+    return results
 
 
 def _run_products(

@@ -20,9 +20,10 @@ the last bit). With the remaining probability the result is wrong by about ``2^(
 
 For three parties this local trick is not sound: the sum of three independently
 floored shares can also carry across a wrap with constant probability when two shares
-are uniform, and the error is not bounded by one unit. Three-party truncation needs a
-dealer-supplied truncation pair (``r``, ``r >> f``) as in ABY3; it is not implemented,
-so ``truncate_share`` raises for ``num_parties != 2``.
+are uniform, and the error is not bounded by one unit. Three parties truncate with a
+dealer-supplied truncation pair (``r``, ``r >> f``) as in ABY3 instead
+(``defenses.mpc_protocol.truncation.secure_truncate``), so ``truncate_share`` raises for
+``num_parties != 2``.
 """
 
 from __future__ import annotations
@@ -131,7 +132,7 @@ def truncate_share(
     if num_parties != 2:
         raise ValueError(
             f"local truncation is only sound for num_parties=2, got {num_parties}; "
-            "three parties need a dealer truncation pair (not implemented)"
+            "three parties need a dealer truncation pair (secure_truncate)"
         )
     if party_index not in (0, 1):
         raise ValueError(f"party_index must be 0 or 1, got {party_index}")

@@ -12,6 +12,7 @@ import os
 
 import numpy as np
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from numpy.typing import NDArray
 
 from defenses.mpc_protocol.ring import RingArray
 
@@ -49,6 +50,12 @@ class AesCtrPrg:
         if num_bytes < 0:
             raise ValueError(f"num_bytes must be >= 0, got {num_bytes}")
         return self._encryptor.update(bytes(num_bytes))
+
+    def random_bits(self, shape: tuple[int, ...]) -> NDArray[np.uint8]:
+        """Return a ``uint8`` array of the given shape with independent uniform bits (0 or 1)."""
+        count = int(np.prod(shape, dtype=np.int64))
+        packed = np.frombuffer(self.random_bytes(-(-count // 8)), dtype=np.uint8)
+        return np.unpackbits(packed, count=count, bitorder="little").reshape(shape)
 
     def random_ring(self, shape: tuple[int, ...]) -> RingArray:
         """Return an array of the given shape with independent uniform ``Z_(2^64)`` entries."""

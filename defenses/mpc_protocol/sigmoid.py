@@ -21,8 +21,9 @@ Two ways to replace ``sigmoid(x) = 1 / (1 + e^-x)`` inside MPC:
 
       g(x) = 1/2 + 0.2166008 x - 0.0066034 x^3
 
-  with two Beaver multiplications (``x^2``, then ``x^3``), each followed by SecureML
-  local truncation, so 2 rounds and 2 parties only. Max error on ``[-4, 4]``: ``0.0382``;
+  with two Beaver multiplications (``x^2``, then ``x^3``), each followed by a
+  truncation: 2 rounds for two parties (local truncation), 5 for three (each of the
+  three truncations opens a dealer truncation pair, one round). Max error on ``[-4, 4]``: ``0.0382``;
   on ``[-8, 8]`` the cubic term dominates and the error reaches ``2.148`` at ``x = +-8``
   (for comparison, the Taylor line ``1/2 + x/4`` errs by ``1.500`` at ``x = +-8``).
   SecureML (Sec. 4.3) reports that such polynomials train poorly for this reason.
@@ -35,14 +36,16 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from defenses.mpc_protocol.beaver import MpcParty, TripleShare, secure_multiply
-from defenses.mpc_protocol.comparison import MsbPreprocessing, secure_msb
-from defenses.mpc_protocol.fixed_point import (
-    DEFAULT_FRACTIONAL_BITS,
-    encode_fixed,
-    truncate_share,
+from defenses.mpc_protocol.beaver import (
+    MpcParty,
+    TripleShare,
+    TruncationPair,
+    secure_multiply,
 )
+from defenses.mpc_protocol.comparison import MsbPreprocessing, secure_msb
+from defenses.mpc_protocol.fixed_point import DEFAULT_FRACTIONAL_BITS, encode_fixed
 from defenses.mpc_protocol.ring import RingArray, ring_add, ring_multiply, ring_subtract
+from defenses.mpc_protocol.truncation import secure_truncate
 
 __all__ = [
     "CUBIC_SIGMOID_COEFFICIENTS",
@@ -129,34 +132,34 @@ def secure_cubic_sigmoid(
     cube_triples: Sequence[TripleShare],
     *,
     fractional_bits: int = DEFAULT_FRACTIONAL_BITS,
+    truncation_pairs: Sequence[Sequence[TruncationPair]] | None = None,
 ) -> list[RingArray]:
-    """Return fixed-point shares of ``1/2 + 0.2166 x - 0.0066 x^3``, 2 rounds, 2 parties.
+    """Return fixed-point shares of ``1/2 + 0.2166 x - 0.0066 x^3``: 2 rounds (2 parties), 5 (3 parties).
 
     Args:
-        parties: the two computing parties.
+        parties: the computing parties.
         x_shares: fixed-point shares of ``x``, shape ``S``.
         square_triples, cube_triples: two independent ``elementwise_triples(S)``.
         fractional_bits: fixed-point precision of ``x`` and of the result.
+        truncation_pairs: per party, three ``truncation_pairs(S, fractional_bits)``
+            shares (for ``x^2``, ``x^3`` and the scaled sum); required for three
+            parties, two parties truncate locally without them.
 
     Raises:
-        ValueError: for a party count other than 2 (local truncation needs two parties).
+        ValueError: three parties without truncation pairs.
     """
-    num_parties = len(parties)
-    if num_parties != 2:
-        raise ValueError(f"secure_cubic_sigmoid needs 2 parties (local truncation), got {num_parties}")
 
-    def truncate(shares: Sequence[RingArray]) -> list[RingArray]:
-        return [
-            truncate_share(s, party_index=p.party_index, num_parties=2, fractional_bits=fractional_bits)
-            for p, s in zip(parties, shares, strict=True)
-        ]
+    def truncate(shares: Sequence[RingArray], which: int) -> list[RingArray]:
+        pairs = None if truncation_pairs is None else [own[which] for own in truncation_pairs]
+        return secure_truncate(parties, shares, fractional_bits=fractional_bits, pairs=pairs)
 
     shape = x_shares[0].shape
     constant, linear, cubic = (_fixed_constant(c, shape, fractional_bits) for c in CUBIC_SIGMOID_COEFFICIENTS)
-    squares = truncate(secure_multiply(parties, x_shares, x_shares, square_triples))
-    cubes = truncate(secure_multiply(parties, squares, x_shares, cube_triples))
+    squares = truncate(secure_multiply(parties, x_shares, x_shares, square_triples), 0)
+    cubes = truncate(secure_multiply(parties, squares, x_shares, cube_triples), 1)
     # Public-constant products are local; one truncation covers both terms.
     scaled = truncate(
-        [ring_add(ring_multiply(x, linear), ring_multiply(c3, cubic)) for x, c3 in zip(x_shares, cubes, strict=True)]
+        [ring_add(ring_multiply(x, linear), ring_multiply(c3, cubic)) for x, c3 in zip(x_shares, cubes, strict=True)],
+        2,
     )
     return [ring_add(s, constant) if p.party_index == 0 else s for p, s in zip(parties, scaled, strict=True)]

@@ -1,9 +1,9 @@
-"""Two-party logistic-regression training on secret shares (SecureML, Mohassel & Zhang, IEEE S&P 2017).
+"""Logistic-regression training on secret shares among 2 or 3 parties (SecureML, Mohassel & Zhang, IEEE S&P 2017).
 
-Setting (SecureML Sec. 4, horizontal split): each of the two parties owns some rows
+Setting (SecureML Sec. 4, horizontal split): each party owns some rows
 ``X_i`` and labels ``y_i``. Each owner fixed-point encodes its rows (a trailing column
 of ones carries the bias) and labels, additively shares them in ``Z_(2^64)`` and sends
-the other party its share through the ``Channel``. The model ``w`` starts as shares of
+each other party its share through the ``Channel``. The model ``w`` starts as shares of
 zero and stays shared; only the final model is opened.
 
 One mini-batch step on a public batch ``B`` (a deterministic order drawn from ``seed``
@@ -14,14 +14,18 @@ over the union of rows, party 0's rows first), with ``f = fractional_bits``::
     g     = trunc_f(X_B^T @ (s - y_B))          secure_matmul, 1 round
     w    -= trunc_F(g * enc_F(lr / |B|))        local: public constant, F = f + extra_bits
 
-``trunc`` is SecureML's local truncation (Theorem 1), applied after every fixed-point
-product. The public step size ``lr / |B|`` is small: with ``f = 16`` bits
+``trunc`` follows every fixed-point product: SecureML's local truncation (Theorem 1) for
+two parties, free; an ABY3 truncation pair for three, one round each (14 rounds per
+piecewise step instead of 11). The public step size ``lr / |B|`` is small: with ``f = 16`` bits
 ``0.01 / 32`` would encode as ``20 / 2^16``, 2.3% off. It is therefore encoded with
 ``F = f + extra_bits`` fractional bits (default 24: ``5243 / 2^24``, 0.01% off), and the
 local product ``g * enc_F(lr / |B|)`` is truncated by ``F`` instead of ``f``.
 
-Beaver triples and comparison material come from a trusted dealer in an offline phase
-(all generated before training starts and timed separately as ``dealer_seconds``).
+Beaver triples, comparison material and truncation pairs come from a trusted dealer in an
+offline phase (all generated before training starts and timed separately as
+``dealer_seconds``). Every share, mask and triple comes from AES-CTR generators keyed by
+fresh OS entropy, or, for a reproducible simulation, by hashes of caller-given secret
+``randomness``.
 
 ``train_logistic_regression_plain`` is the float64 twin: same sigmoid approximation,
 same batches, same update, no fixed-point rounding. The MPC weights differ from the
@@ -42,30 +46,38 @@ from numpy.typing import NDArray
 from defenses.mpc_protocol.beaver import (
     MpcParty,
     TripleShare,
+    TruncationPair,
     TrustedDealer,
-    secure_matmul,
+    open_shares,
+    secure_matmul_premasked,
 )
 from defenses.mpc_protocol.channel import (
     Channel,
     decode_ring_arrays,
     encode_ring_arrays,
+    framed_size,
 )
 from defenses.mpc_protocol.comparison import ComparisonDealer, MsbPreprocessing
-from defenses.mpc_protocol.fixed_point import decode_fixed, encode_fixed, truncate_share
+from defenses.mpc_protocol.fixed_point import decode_fixed, encode_fixed
 from defenses.mpc_protocol.prg import AesCtrPrg
 from defenses.mpc_protocol.ring import RingArray, ring_multiply, ring_subtract
-from defenses.mpc_protocol.sharing import reconstruct, share
+from defenses.mpc_protocol.sharing import SUPPORTED_PARTIES, reconstruct, share
 from defenses.mpc_protocol.sigmoid import (
     cubic_sigmoid,
     piecewise_sigmoid,
     secure_cubic_sigmoid,
     secure_piecewise_sigmoid,
 )
+from defenses.mpc_protocol.truncation import secure_truncate
 
 __all__ = [
     "LogisticModel",
+    "MaskedRows",
     "MpcTrainingResult",
+    "RowMask",
+    "SecureLogisticSession",
     "SigmoidKind",
+    "StepMaterial",
     "logistic_accuracy",
     "minibatch_schedule",
     "train_logistic_regression_mpc",
@@ -73,7 +85,6 @@ __all__ = [
 ]
 
 SigmoidKind = Literal["piecewise", "cubic"]
-_NUM_PARTIES = 2
 
 
 @dataclass(frozen=True)
@@ -95,7 +106,7 @@ class LogisticModel:
 
 @dataclass(frozen=True)
 class MpcTrainingResult:
-    """Opened model plus the cost of the two-party training run.
+    """Opened model plus the cost of the training run.
 
     ``bytes_sent`` and ``rounds`` cover the whole protocol (input sharing, training,
     opening the model); the ``*_per_iteration`` fields cover one mini-batch step.
@@ -103,6 +114,7 @@ class MpcTrainingResult:
 
     model: LogisticModel
     sigmoid: SigmoidKind
+    num_parties: int
     fractional_bits: int
     iterations: int
     bytes_sent: int
@@ -129,9 +141,9 @@ def _check_inputs(
     lr: float,
     sigmoid: str,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    if len(features_per_party) != _NUM_PARTIES or len(labels_per_party) != _NUM_PARTIES:
+    if len(features_per_party) not in SUPPORTED_PARTIES or len(labels_per_party) != len(features_per_party):
         raise ValueError(
-            f"need rows and labels for exactly {_NUM_PARTIES} parties, "
+            f"need rows and labels for {' or '.join(map(str, SUPPORTED_PARTIES))} parties, "
             f"got {len(features_per_party)} and {len(labels_per_party)}"
         )
     if epochs < 1 or batch_size < 1 or not lr > 0.0:
@@ -196,94 +208,316 @@ def train_logistic_regression_plain(
     return LogisticModel(weights=tuple(float(v) for v in w[:-1]), bias=float(w[-1]))
 
 
-def _derived_prg(seed: int, label: str) -> AesCtrPrg:
-    return AesCtrPrg(seed=hashlib.sha256(f"mpc-logreg:{seed}:{label}".encode()).digest())
+def _prg_for(randomness: bytes | None, label: str) -> AesCtrPrg:
+    """A PRG keyed by ``SHA-256(randomness, label)``, or by fresh OS entropy when ``randomness`` is ``None``."""
+    if randomness is None:
+        return AesCtrPrg()
+    return AesCtrPrg(seed=hashlib.sha256(b"mpc-logreg:" + randomness + b":" + label.encode()).digest())
 
 
 @dataclass(frozen=True)
-class _StepMaterial:
-    """Dealer material of one party for one mini-batch step."""
+class RowMask:
+    """Dealer material masking a block of shared rows once (SecureML, Sec. 4.2).
+
+    ``clear`` is the dealer's own ``A: [n, width]``, kept to derive later triples; each
+    party receives only its share in ``shares``.
+    """
+
+    clear: RingArray
+    shares: tuple[RingArray, ...]
+
+
+@dataclass(frozen=True)
+class MaskedRows:
+    """Shared rows ready for training: ``opened = X - A`` is known to every party.
+
+    ``mask_shares`` and ``label_shares`` hold each party's share of ``A`` and of the labels.
+    """
+
+    opened: RingArray
+    mask_shares: tuple[RingArray, ...]
+    label_shares: tuple[RingArray, ...]
+
+
+@dataclass(frozen=True)
+class StepMaterial:
+    """Dealer material of one party for one mini-batch step (offline phase).
+
+    ``truncations`` holds the truncation pairs (forward, backward, update, then three
+    for the cubic sigmoid) when the parties cannot truncate locally; empty otherwise.
+    """
 
     forward: TripleShare
     backward: TripleShare
     sigmoid_triples: tuple[TripleShare, ...]
     msb: MsbPreprocessing | None
+    truncations: tuple[TruncationPair, ...]
 
 
-def _deal_step_material(
-    batch_rows: int, width: int, sigmoid: SigmoidKind, dealer: TrustedDealer, comparison: ComparisonDealer
-) -> list[_StepMaterial]:
-    forward = dealer.matrix_triples((batch_rows, width), (width, 1))
-    backward = dealer.matrix_triples((width, batch_rows), (batch_rows, 1))
-    if sigmoid == "piecewise":
-        gate = dealer.elementwise_triples((batch_rows, 1))
-        msb = comparison.msb_preprocessing((2, batch_rows, 1))
-        return [
-            _StepMaterial(forward=forward[i], backward=backward[i], sigmoid_triples=(gate[i],), msb=msb[i])
-            for i in range(_NUM_PARTIES)
+class SecureLogisticSession:
+    """Two or three computing parties holding a secret-shared logistic-regression model.
+
+    The building block of ``train_logistic_regression_mpc`` and of the ``mpc`` scheme's
+    ``secureml`` backend: owners share rows (``share_rows``), the dealer prepares each
+    step's material offline (``deal_step``, timed in ``dealer_seconds``), ``step`` runs
+    one mini-batch gradient step on shares and ``open_model`` opens a model to every
+    party. Nothing else is ever opened.
+
+    Args:
+        num_parties: 2 or 3 computing parties.
+        width: model length, features plus one bias column.
+        fractional_bits: fixed-point precision ``f`` of data, model and activations.
+        extra_bits: public step sizes carry ``f + extra_bits`` fractional bits.
+        sigmoid: ``"piecewise"`` (SecureML) or ``"cubic"``.
+        randomness: 32+ secret bytes from which every share, mask and triple is derived
+            (reproducible runs); ``None`` draws fresh OS entropy for each generator.
+        channel: a channel to run on (e.g. one that records messages); a fresh one by default.
+
+    Raises:
+        ValueError: on an unsupported party count, precision or sigmoid.
+    """
+
+    def __init__(
+        self,
+        *,
+        num_parties: int,
+        width: int,
+        fractional_bits: int = 16,
+        extra_bits: int = 8,
+        sigmoid: SigmoidKind = "piecewise",
+        randomness: bytes | None = None,
+        channel: Channel | None = None,
+    ) -> None:
+        if num_parties not in SUPPORTED_PARTIES:
+            raise ValueError(f"num_parties must be one of {SUPPORTED_PARTIES}, got {num_parties}")
+        if not (0 < fractional_bits and fractional_bits + extra_bits <= 62 and extra_bits >= 0):
+            raise ValueError(
+                f"need 0 < fractional_bits, extra_bits >= 0 and fractional_bits + extra_bits <= 62, "
+                f"got {fractional_bits} and {extra_bits}"
+            )
+        if sigmoid not in ("piecewise", "cubic"):
+            raise ValueError(f"sigmoid must be 'piecewise' or 'cubic', got {sigmoid!r}")
+        self.channel = channel or Channel(num_parties=num_parties)
+        if self.channel.num_parties != num_parties:
+            raise ValueError(f"the channel connects {self.channel.num_parties} parties, not {num_parties}")
+        self.num_parties = num_parties
+        self.width = width
+        self.fractional_bits = fractional_bits
+        self.constant_bits = fractional_bits + extra_bits
+        self.sigmoid: SigmoidKind = sigmoid
+        self.parties = [MpcParty(party_index=i, channel=self.channel) for i in range(num_parties)]
+        self._randomness = randomness
+        self._dealer = TrustedDealer(num_parties=num_parties, prg=_prg_for(randomness, "dealer"))
+        self._comparison = ComparisonDealer(num_parties=num_parties, prg=_prg_for(randomness, "comparison"))
+        self._owner_prgs: dict[str, AesCtrPrg] = {}
+        self.dealer_seconds = 0.0
+        self.outside_input_bytes = 0
+
+    @property
+    def truncates_locally(self) -> bool:
+        """Two parties truncate locally (SecureML); three need dealer truncation pairs."""
+        return self.num_parties == 2
+
+    def encode_model(self, weights: NDArray[np.float64]) -> list[RingArray]:
+        """Return shares of a public model ``[width]`` (party 0 holds its encoding, the rest zero)."""
+        encoded = encode_fixed(np.asarray(weights, np.float64).reshape(self.width, 1), self.fractional_bits)
+        return [encoded if p.party_index == 0 else np.zeros_like(encoded) for p in self.parties]
+
+    def _encode_rows(
+        self, owner: str, features: NDArray[np.float64], labels: NDArray[np.float64]
+    ) -> tuple[list[RingArray], list[RingArray]]:
+        rows = encode_fixed(_with_bias_column(np.asarray(features, np.float64)), self.fractional_bits)
+        targets = encode_fixed(np.asarray(labels, np.float64).reshape(-1, 1), self.fractional_bits)
+        if rows.shape[1] != self.width:
+            raise ValueError(f"rows have {rows.shape[1] - 1} features, the model expects {self.width - 1}")
+        prg = self._owner_prgs.setdefault(owner, _prg_for(self._randomness, f"owner:{owner}"))
+        return share(rows, self.num_parties, prg), share(targets, self.num_parties, prg)
+
+    def share_rows(
+        self, owner: str, features: NDArray[np.float64], labels: NDArray[np.float64]
+    ) -> tuple[list[RingArray], list[RingArray]]:
+        """An outside owner (an FL client outsourcing to the parties) shares rows and 0/1 labels.
+
+        A bias column is appended. The owner's uploads, one share to each party, count
+        in ``outside_input_bytes``; its shares come from its own generator.
+
+        Returns:
+            Per party, its shares of the rows ``[n, width]`` and of the labels ``[n, 1]``.
+        """
+        row_shares, label_shares = self._encode_rows(owner, features, labels)
+        self.outside_input_bytes += self.num_parties * framed_size([row_shares[0].shape, label_shares[0].shape])
+        return row_shares, label_shares
+
+    def share_party_rows(
+        self, features_per_party: Sequence[NDArray[np.float64]], labels_per_party: Sequence[NDArray[np.float64]]
+    ) -> tuple[list[RingArray], list[RingArray]]:
+        """Each party shares its own rows with the others (one round); return the shares of their union.
+
+        Every party keeps one share of its rows and labels and sends one to each peer.
+        The union is in public order: party 0's rows, then party 1's (then party 2's).
+
+        Returns:
+            Per party, its shares of all rows ``[N, width]`` and of all labels ``[N, 1]``.
+        """
+        encoded = [
+            self._encode_rows(f"party{i}", x, y)
+            for i, (x, y) in enumerate(zip(features_per_party, labels_per_party, strict=True))
         ]
-    square = dealer.elementwise_triples((batch_rows, 1))
-    cube = dealer.elementwise_triples((batch_rows, 1))
-    return [
-        _StepMaterial(forward=forward[i], backward=backward[i], sigmoid_triples=(square[i], cube[i]), msb=None)
-        for i in range(_NUM_PARTIES)
-    ]
+        for owner, (row_shares, label_shares) in zip(self.parties, encoded, strict=True):
+            for peer in owner.peers():
+                payload = encode_ring_arrays([row_shares[peer], label_shares[peer]])
+                self.channel.send(sender=owner.party_index, receiver=peer, payload=payload)
+        x_shares: list[RingArray] = []
+        y_shares: list[RingArray] = []
+        for party in self.parties:
+            rows: list[RingArray] = []
+            labels: list[RingArray] = []
+            for owner, (row_shares, label_shares) in zip(self.parties, encoded, strict=True):
+                if owner.party_index == party.party_index:
+                    rows.append(row_shares[party.party_index])
+                    labels.append(label_shares[party.party_index])
+                    continue
+                message = self.channel.receive(receiver=party.party_index, sender=owner.party_index)
+                got = decode_ring_arrays(message, [row_shares[0].shape, label_shares[0].shape])
+                rows.append(got[0])
+                labels.append(got[1])
+            x_shares.append(np.concatenate(rows))
+            y_shares.append(np.concatenate(labels))
+        return x_shares, y_shares
 
+    def deal_row_mask(self, num_rows: int) -> RowMask:
+        """Offline phase: a uniform mask ``A: [num_rows, width]`` for ``open_masked_rows``."""
+        started = time.perf_counter()
+        clear = self._dealer.random_ring((num_rows, self.width))
+        mask = RowMask(clear=clear, shares=tuple(self._dealer.share(clear)))
+        self.dealer_seconds += time.perf_counter() - started
+        return mask
 
-def _share_inputs(
-    parties: Sequence[MpcParty],
-    channel: Channel,
-    encoded_rows: Sequence[RingArray],
-    encoded_labels: Sequence[RingArray],
-    seed: int,
-) -> tuple[list[RingArray], list[RingArray]]:
-    """Each owner shares its rows and labels, keeping one share and sending the other (1 round)."""
-    kept: list[list[RingArray]] = []
-    for owner in parties:
-        prg = _derived_prg(seed, f"owner{owner.party_index}")
-        rows = encoded_rows[owner.party_index]
-        labels = encoded_labels[owner.party_index]
-        row_shares, label_shares = share(rows, _NUM_PARTIES, prg), share(labels, _NUM_PARTIES, prg)
-        peer = 1 - owner.party_index
-        channel.send(
-            sender=owner.party_index,
-            receiver=peer,
-            payload=encode_ring_arrays([row_shares[peer], label_shares[peer]]),
+    def open_masked_rows(
+        self, x_shares: Sequence[RingArray], y_shares: Sequence[RingArray], mask: RowMask
+    ) -> MaskedRows:
+        """Open ``E = X - A`` to every party (one round); later products with ``X`` open only their right operand."""
+        opened = open_shares(self.parties, [ring_subtract(x, a) for x, a in zip(x_shares, mask.shares, strict=True)])
+        return MaskedRows(opened=opened[0], mask_shares=mask.shares, label_shares=tuple(y_shares))
+
+    def deal_step(self, mask: RowMask, batch: NDArray[np.int64]) -> list[StepMaterial]:
+        """Offline phase: every party's material for one step on rows ``batch`` of ``mask``'s block."""
+        started = time.perf_counter()
+        dealer, width, f = self._dealer, self.width, self.fractional_bits
+        batch_rows = len(batch)
+        left = mask.clear[batch]
+        left_shares = [a[batch] for a in mask.shares]
+        forward = dealer.matrix_triples_given_left(left, left_shares, (width, 1))
+        backward = dealer.matrix_triples_given_left(
+            np.ascontiguousarray(left.T), [np.ascontiguousarray(a.T) for a in left_shares], (batch_rows, 1)
         )
-        kept.append([row_shares[owner.party_index], label_shares[owner.party_index]])
-    x_shares: list[RingArray] = []
-    y_shares: list[RingArray] = []
-    for party in parties:
-        peer = 1 - party.party_index
-        shapes = [encoded_rows[peer].shape, encoded_labels[peer].shape]
-        peer_rows, peer_labels = decode_ring_arrays(channel.receive(receiver=party.party_index, sender=peer), shapes)
-        own_rows, own_labels = kept[party.party_index]
-        # Union of rows in public order: party 0's rows, then party 1's.
-        ordered_rows = [own_rows, peer_rows] if party.party_index == 0 else [peer_rows, own_rows]
-        ordered_labels = [own_labels, peer_labels] if party.party_index == 0 else [peer_labels, own_labels]
-        x_shares.append(np.concatenate(ordered_rows))
-        y_shares.append(np.concatenate(ordered_labels))
-    return x_shares, y_shares
-
-
-def _open_to_all(parties: Sequence[MpcParty], channel: Channel, shares: Sequence[RingArray]) -> RingArray:
-    """Both parties send their share to the other (1 round); return the reconstructed value."""
-    for party, value in zip(parties, shares, strict=True):
-        channel.send(sender=party.party_index, receiver=1 - party.party_index, payload=encode_ring_arrays([value]))
-    opened = [
-        reconstruct(
-            [
-                value,
-                decode_ring_arrays(
-                    channel.receive(receiver=party.party_index, sender=1 - party.party_index), [value.shape]
-                )[0],
+        if self.sigmoid == "piecewise":
+            gates = [dealer.elementwise_triples((batch_rows, 1))]
+            msb: list[MsbPreprocessing] | None = self._comparison.msb_preprocessing((2, batch_rows, 1))
+        else:
+            gates = [dealer.elementwise_triples((batch_rows, 1)) for _ in range(2)]
+            msb = None
+        pairs: list[list[TruncationPair]] = []
+        if not self.truncates_locally:
+            pairs = [
+                dealer.truncation_pairs((batch_rows, 1), f),
+                dealer.truncation_pairs((width, 1), f),
+                dealer.truncation_pairs((width, 1), self.constant_bits),
             ]
+            if self.sigmoid == "cubic":
+                pairs += [dealer.truncation_pairs((batch_rows, 1), f) for _ in range(3)]
+        material = [
+            StepMaterial(
+                forward=forward[i],
+                backward=backward[i],
+                sigmoid_triples=tuple(g[i] for g in gates),
+                msb=None if msb is None else msb[i],
+                truncations=tuple(p[i] for p in pairs),
+            )
+            for i in range(self.num_parties)
+        ]
+        self.dealer_seconds += time.perf_counter() - started
+        return material
+
+    def deal_scaling(self, shape: tuple[int, ...]) -> list[TruncationPair] | None:
+        """Offline phase: truncation pairs for one ``scale_public`` call (``None`` for two parties)."""
+        if self.truncates_locally:
+            return None
+        started = time.perf_counter()
+        pairs = self._dealer.truncation_pairs(shape, self.constant_bits)
+        self.dealer_seconds += time.perf_counter() - started
+        return pairs
+
+    def scale_public(
+        self, shares: Sequence[RingArray], factor: float, pairs: Sequence[TruncationPair] | None
+    ) -> list[RingArray]:
+        """Return shares of ``factor * x`` for a public real ``factor`` (encoded with ``f + extra_bits`` bits)."""
+        constant = encode_fixed(np.array([factor]), self.constant_bits)
+        products = [ring_multiply(s, constant) for s in shares]
+        return secure_truncate(self.parties, products, fractional_bits=self.constant_bits, pairs=pairs)
+
+    def step(
+        self,
+        w_shares: Sequence[RingArray],
+        rows: MaskedRows,
+        batch: NDArray[np.int64],
+        material: Sequence[StepMaterial],
+        step_size: float,
+    ) -> list[RingArray]:
+        """One gradient step ``w - step_size * X_B^T (sigmoid(X_B w) - y_B)`` on shares; return the new model's shares.
+
+        ``material`` must come from ``deal_step`` with the same mask and ``batch``.
+        """
+        parties, f = self.parties, self.fractional_bits
+        opened = rows.opened[batch]
+        y_shares = [y[batch] for y in rows.label_shares]
+
+        def pairs_for(which: int) -> list[TruncationPair] | None:
+            return None if self.truncates_locally else [m.truncations[which] for m in material]
+
+        def truncate(shares: Sequence[RingArray], which: int, bits: int) -> list[RingArray]:
+            return secure_truncate(parties, shares, fractional_bits=bits, pairs=pairs_for(which))
+
+        logits = truncate(secure_matmul_premasked(parties, opened, w_shares, [m.forward for m in material]), 0, f)
+        if self.sigmoid == "piecewise":
+            activations = secure_piecewise_sigmoid(
+                parties,
+                logits,
+                [m.msb for m in material if m.msb is not None],
+                [m.sigmoid_triples[0] for m in material],
+                fractional_bits=f,
+            )
+        else:
+            activations = secure_cubic_sigmoid(
+                parties,
+                logits,
+                [m.sigmoid_triples[0] for m in material],
+                [m.sigmoid_triples[1] for m in material],
+                fractional_bits=f,
+                truncation_pairs=None if self.truncates_locally else [m.truncations[3:6] for m in material],
+            )
+        residuals = [ring_subtract(s, y) for s, y in zip(activations, y_shares, strict=True)]
+        backward = secure_matmul_premasked(
+            parties, np.ascontiguousarray(opened.T), residuals, [m.backward for m in material]
         )
-        for party, value in zip(parties, shares, strict=True)
-    ]
-    if not (opened[0] == opened[1]).all():
-        raise RuntimeError("the parties opened different models")
-    return opened[0]
+        gradients = truncate(backward, 1, f)
+        updates = self.scale_public(gradients, step_size, pairs_for(2))
+        return [ring_subtract(w, u) for w, u in zip(w_shares, updates, strict=True)]
+
+    def open_model(self, w_shares: Sequence[RingArray]) -> NDArray[np.float64]:
+        """Open a shared model to every party (one round) and return it decoded, ``[width]``.
+
+        Raises:
+            RuntimeError: if the parties reconstruct different values.
+        """
+        opened = open_shares(self.parties, w_shares)
+        if any(not (o == opened[0]).all() for o in opened[1:]):
+            raise RuntimeError("the parties opened different models")
+        return decode_fixed(opened[0], self.fractional_bits).reshape(-1)
+
+    def reveal_for_simulation(self, w_shares: Sequence[RingArray]) -> NDArray[np.float64]:
+        """Return the shared model decoded without any message: the simulator's ground truth, not a protocol step."""
+        return decode_fixed(reconstruct(list(w_shares)), self.fractional_bits).reshape(-1)
 
 
 def train_logistic_regression_mpc(
@@ -297,18 +531,25 @@ def train_logistic_regression_mpc(
     sigmoid: SigmoidKind = "piecewise",
     seed: int,
     extra_bits: int = 8,
+    randomness: bytes | None = None,
+    channel: Channel | None = None,
 ) -> MpcTrainingResult:
-    """Train logistic regression on secret shares between two parties (SecureML, IEEE S&P 2017).
+    """Train logistic regression on secret shares among two or three parties (SecureML, IEEE S&P 2017).
 
     Args:
-        features_per_party: the two parties' rows, ``[n_i, d]`` each (horizontal split).
+        features_per_party: each party's rows, ``[n_i, d]`` (horizontal split); two or
+            three parties.
         labels_per_party: the matching 0/1 labels, ``[n_i]`` each.
         epochs, batch_size, lr: mini-batch gradient descent settings.
         fractional_bits: fixed-point precision ``f`` of data, model and activations.
         sigmoid: ``"piecewise"`` (SecureML's activation) or ``"cubic"`` (degree-3 fit).
-        seed: drives the public batch order and all (test-reproducible) randomness.
+        seed: drives the public batch order.
         extra_bits: the public step ``lr / |B|`` is encoded with ``f + extra_bits``
             fractional bits, and its product truncated by as many.
+        randomness: secret bytes from which all shares, masks and triples derive (a
+            reproducible run); ``None`` (the default) uses fresh OS entropy, as a
+            deployment must.
+        channel: run on this channel (e.g. one that records messages).
 
     Returns:
         The opened model with bytes, rounds and seconds spent (see ``MpcTrainingResult``).
@@ -317,80 +558,42 @@ def train_logistic_regression_mpc(
         ValueError: on malformed inputs or settings.
     """
     features, _ = _check_inputs(features_per_party, labels_per_party, epochs, batch_size, lr, sigmoid)
-    constant_bits = fractional_bits + extra_bits
-    if not (0 < fractional_bits and constant_bits <= 62):
-        raise ValueError(f"need 0 < fractional_bits and fractional_bits + extra_bits <= 62, got {constant_bits}")
-    width = features.shape[1] + 1
+    session = SecureLogisticSession(
+        num_parties=len(features_per_party),
+        width=features.shape[1] + 1,
+        fractional_bits=fractional_bits,
+        extra_bits=extra_bits,
+        sigmoid=sigmoid,
+        randomness=randomness,
+        channel=channel,
+    )
     batches = minibatch_schedule(features.shape[0], epochs=epochs, batch_size=batch_size, seed=seed)
+    # Offline phase, before any input: the data mask and every step's material.
+    mask = session.deal_row_mask(features.shape[0])
+    material = [session.deal_step(mask, batch) for batch in batches]
 
-    # Offline phase: the trusted dealer prepares every step's material up front.
-    dealer_start = time.perf_counter()
-    dealer = TrustedDealer(num_parties=_NUM_PARTIES, prg=_derived_prg(seed, "dealer"))
-    comparison = ComparisonDealer(num_parties=_NUM_PARTIES, prg=_derived_prg(seed, "comparison"))
-    material = [_deal_step_material(len(b), width, sigmoid, dealer, comparison) for b in batches]
-    dealer_seconds = time.perf_counter() - dealer_start
-
+    channel = session.channel
+    bytes_start, rounds_start = channel.bytes_sent, channel.rounds
     online_start = time.perf_counter()
-    channel = Channel(num_parties=_NUM_PARTIES)
-    parties = [MpcParty(party_index=i, channel=channel) for i in range(_NUM_PARTIES)]
-    encoded_rows = [
-        encode_fixed(_with_bias_column(np.asarray(x, np.float64)), fractional_bits) for x in features_per_party
-    ]
-    encoded_labels = [
-        encode_fixed(np.asarray(y, np.float64).reshape(-1, 1), fractional_bits) for y in labels_per_party
-    ]
-    x_shares, y_shares = _share_inputs(parties, channel, encoded_rows, encoded_labels, seed)
+    rows = session.open_masked_rows(*session.share_party_rows(features_per_party, labels_per_party), mask)
     bytes_before, rounds_before = channel.bytes_sent, channel.rounds
-
-    def truncate(shares: Sequence[RingArray], bits: int) -> list[RingArray]:
-        return [
-            truncate_share(s, party_index=p.party_index, num_parties=_NUM_PARTIES, fractional_bits=bits)
-            for p, s in zip(parties, shares, strict=True)
-        ]
-
-    w_shares: list[RingArray] = [np.zeros((width, 1), np.uint64) for _ in parties]
+    w_shares = session.encode_model(np.zeros(session.width))
     for batch, step in zip(batches, material, strict=True):
-        xb = [x[batch] for x in x_shares]
-        yb = [y[batch] for y in y_shares]
-        logits = truncate(secure_matmul(parties, xb, w_shares, [m.forward for m in step]), fractional_bits)
-        if sigmoid == "piecewise":
-            activations = secure_piecewise_sigmoid(
-                parties,
-                logits,
-                [m.msb for m in step if m.msb is not None],
-                [m.sigmoid_triples[0] for m in step],
-                fractional_bits=fractional_bits,
-            )
-        else:
-            activations = secure_cubic_sigmoid(
-                parties,
-                logits,
-                [m.sigmoid_triples[0] for m in step],
-                [m.sigmoid_triples[1] for m in step],
-                fractional_bits=fractional_bits,
-            )
-        residuals = [ring_subtract(s, y) for s, y in zip(activations, yb, strict=True)]
-        gradients = truncate(
-            secure_matmul(parties, [x.T.copy() for x in xb], residuals, [m.backward for m in step]),
-            fractional_bits,
-        )
-        step_size = encode_fixed(np.array([lr / len(batch)]), constant_bits)
-        updates = truncate([ring_multiply(g, step_size) for g in gradients], constant_bits)
-        w_shares = [ring_subtract(w, u) for w, u in zip(w_shares, updates, strict=True)]
+        w_shares = session.step(w_shares, rows, batch, step, lr / len(batch))
     bytes_training, rounds_training = channel.bytes_sent - bytes_before, channel.rounds - rounds_before
-
-    weights = decode_fixed(_open_to_all(parties, channel, w_shares), fractional_bits).reshape(-1)
+    weights = session.open_model(w_shares)
     online_seconds = time.perf_counter() - online_start
     return MpcTrainingResult(
         model=LogisticModel(weights=tuple(float(v) for v in weights[:-1]), bias=float(weights[-1])),
         sigmoid=sigmoid,
+        num_parties=session.num_parties,
         fractional_bits=fractional_bits,
         iterations=len(batches),
-        bytes_sent=channel.bytes_sent,
-        rounds=channel.rounds,
+        bytes_sent=channel.bytes_sent - bytes_start,
+        rounds=channel.rounds - rounds_start,
         bytes_per_iteration=bytes_training / len(batches),
         rounds_per_iteration=rounds_training / len(batches),
-        dealer_seconds=dealer_seconds,
+        dealer_seconds=session.dealer_seconds,
         online_seconds=online_seconds,
     )
 

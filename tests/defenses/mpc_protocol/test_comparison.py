@@ -14,6 +14,7 @@ from defenses.mpc_protocol import (
     MpcParty,
     decode_ring_arrays,
     encode_fixed,
+    framed_bits_size,
     framed_size,
     reconstruct,
     ring_from_signed,
@@ -54,9 +55,11 @@ def test_bit_triples_satisfy_c_equals_a_and_b(num_parties: int) -> None:
 def test_secure_and_matches_bitwise_and(num_parties: int) -> None:
     prg = _prg(2)
     channel, parties, dealer = _setup(num_parties)
-    x, y = prg.random_ring((7,)), prg.random_ring((7,))
+    x, y = prg.random_bits((7, 64)), prg.random_bits((7, 64))
 
-    z = secure_and(parties, xor_share(x, num_parties, prg), xor_share(y, num_parties, prg), dealer.bit_triples((7,)))
+    z = secure_and(
+        parties, xor_share(x, num_parties, prg), xor_share(y, num_parties, prg), dealer.bit_triples((7, 64))
+    )
 
     assert (xor_reconstruct(z) == (x & y)).all()
     assert channel.rounds == 1
@@ -112,22 +115,18 @@ def test_secure_msb_costs_eight_rounds_and_the_expected_bytes(num_parties: int) 
     secure_msb(parties, share(x, num_parties, prg), dealer.msb_preprocessing(shape))
 
     pairs = num_parties * (num_parties - 1)
-    per_pair = 2 * framed_size([shape]) + CIRCUIT_LAYERS * framed_size([(2, 2, *shape)])
+    # The opened y = x + r, six layers of (d, e) bits for 64 - 1 - 1 = 62 two-gate and one
+    # one-gate tree node, and the opened output bit.
+    gates = [(2, 2, *shape, 32), (2, 2, *shape, 16), (2, 2, *shape, 8), (2, 2, *shape, 4), (2, 2, *shape, 2)]
+    per_pair = (
+        framed_size([shape])
+        + sum(framed_bits_size([g]) for g in gates)
+        + framed_bits_size([(2, 1, *shape, 1)])
+        + framed_bits_size([shape])
+    )
     assert channel.rounds == MSB_ROUNDS == 8
     assert channel.messages_sent == pairs * (CIRCUIT_LAYERS + 2)
     assert channel.bytes_sent == pairs * per_pair
-
-
-class _RecordingChannel(Channel):
-    """A channel that also keeps every payload, as an eavesdropper on all links would."""
-
-    def __init__(self, *, num_parties: int) -> None:
-        super().__init__(num_parties=num_parties)
-        self.log: list[tuple[int, int, bytes]] = []
-
-    def send(self, *, sender: int, receiver: int, payload: bytes) -> None:
-        self.log.append((sender, receiver, payload))
-        super().send(sender=sender, receiver=receiver, payload=payload)
 
 
 def test_opened_masked_value_is_uniform_in_its_top_bits() -> None:
@@ -136,7 +135,7 @@ def test_opened_masked_value_is_uniform_in_its_top_bits() -> None:
     # 15 degrees of freedom, critical value 37.7 at p = 0.001.
     prg = _prg(7)
     runs = 4000
-    channel = _RecordingChannel(num_parties=2)
+    channel = Channel(num_parties=2, record=True)
     parties = [MpcParty(party_index=i, channel=channel) for i in range(2)]
     x = np.full((runs,), 2**63 + 5, np.uint64)
 

@@ -110,9 +110,35 @@ def test_documented_max_errors_against_the_true_sigmoid() -> None:
     assert taylor_error == pytest.approx(1.500, abs=1e-3)
 
 
-def test_secure_cubic_sigmoid_rejects_three_parties() -> None:
+def test_secure_cubic_sigmoid_three_parties_needs_truncation_pairs() -> None:
     _, parties = _setup(3)
     x = np.zeros((1,), np.uint64)
     triples = TrustedDealer(num_parties=3, prg=_prg()).elementwise_triples((1,))
-    with pytest.raises(ValueError, match="needs 2 parties"):
+    with pytest.raises(ValueError, match="cannot truncate locally"):
         secure_cubic_sigmoid(parties, [x, x, x], triples, triples)
+
+
+def test_secure_cubic_sigmoid_three_parties_with_truncation_pairs() -> None:
+    prg = _prg(6)
+    channel, parties = _setup(3)
+    reals = _inputs()
+    x = encode_fixed(reals)
+    dealer = TrustedDealer(num_parties=3, prg=_prg(7))
+    per_truncation = [dealer.truncation_pairs(x.shape, 16) for _ in range(3)]
+    pairs = [[t[p] for t in per_truncation] for p in range(3)]
+
+    result = decode_fixed(
+        reconstruct(
+            secure_cubic_sigmoid(
+                parties,
+                share(x, 3, prg),
+                dealer.elementwise_triples(x.shape),
+                dealer.elementwise_triples(x.shape),
+                truncation_pairs=pairs,
+            )
+        )
+    )
+
+    bound = 3 * _STEP + 2.0**-17 * 520  # as for two parties: pair truncation has the same one-unit bound
+    assert np.abs(result - cubic_sigmoid(reals)).max() <= bound
+    assert channel.rounds == 5  # two multiplications and three truncations
