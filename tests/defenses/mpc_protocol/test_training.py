@@ -118,3 +118,53 @@ def test_rejects_bad_inputs() -> None:
         train_logistic_regression_mpc(x, y, epochs=1, batch_size=2, lr=0.1, sigmoid="tanh", seed=0)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="lr > 0"):
         train_logistic_regression_plain(x, y, epochs=1, batch_size=2, lr=0.0, seed=0)
+
+
+@pytest.mark.parametrize("dataset", ["breast_cancer", "digits_0_vs_1"])
+def test_three_party_training_matches_plaintext_twin(dataset: str) -> None:
+    features, labels, x_test, y_test = _dataset(dataset)
+    rows, targets = np.concatenate(features), np.concatenate(labels)
+    thirds = np.array_split(np.arange(len(rows)), 3)
+    settings = {"epochs": 3, "batch_size": 32, "lr": 0.1, "sigmoid": "piecewise", "seed": 7}
+    split = ([rows[t] for t in thirds], [targets[t] for t in thirds])
+    result = train_logistic_regression_mpc(*split, randomness=b"three-party test", **settings)  # type: ignore[arg-type]
+    twin = train_logistic_regression_plain(*split, **settings)  # type: ignore[arg-type]
+
+    assert result.num_parties == 3
+    assert np.abs(_flat(result.model) - _flat(twin)).max() < 1e-3
+    mpc_accuracy = logistic_accuracy(result.model, x_test, y_test)
+    assert abs(mpc_accuracy - logistic_accuracy(twin, x_test, y_test)) * len(y_test) <= 1.0 + 1e-9
+    # Two-party steps plus a truncation-pair round after each of the three products.
+    assert result.rounds_per_iteration == MSB_ROUNDS + 3 + 3 == 14
+
+
+def test_three_party_cubic_variant_trains() -> None:
+    features, labels, x_test, y_test = _dataset("breast_cancer")
+    rows, targets = np.concatenate(features), np.concatenate(labels)
+    thirds = np.array_split(np.arange(len(rows)), 3)
+    settings = {"epochs": 3, "batch_size": 32, "lr": 0.01, "sigmoid": "cubic", "seed": 7}
+    split = ([rows[t] for t in thirds], [targets[t] for t in thirds])
+    result = train_logistic_regression_mpc(*split, randomness=b"cubic", **settings)  # type: ignore[arg-type]
+    twin = train_logistic_regression_plain(*split, **settings)  # type: ignore[arg-type]
+
+    assert np.abs(_flat(result.model) - _flat(twin)).max() < 1e-3
+    assert logistic_accuracy(result.model, x_test, y_test) > 0.85
+    assert result.rounds_per_iteration == 10  # matmul, trunc, 2 products + 3 truncs, matmul, trunc, update trunc
+
+
+def test_same_randomness_repeats_and_fresh_randomness_differs_only_in_rounding() -> None:
+    features, labels, _, _ = _dataset("digits_0_vs_1")
+    settings = {"epochs": 1, "batch_size": 32, "lr": 0.1, "seed": 3}
+    first = train_logistic_regression_mpc(features, labels, randomness=b"r", **settings)  # type: ignore[arg-type]
+    second = train_logistic_regression_mpc(features, labels, randomness=b"r", **settings)  # type: ignore[arg-type]
+    fresh = train_logistic_regression_mpc(features, labels, **settings)  # type: ignore[arg-type]
+
+    assert first.model == second.model
+    assert np.abs(_flat(first.model) - _flat(fresh.model)).max() < 1e-3
+
+
+def test_out_of_range_inputs_are_refused_not_wrapped() -> None:
+    x = [np.full((3, 2), 2.0**48), np.zeros((3, 2))]
+    y = [np.zeros(3), np.ones(3)]
+    with pytest.raises(ValueError, match="cannot be encoded with fractional_bits=16"):
+        train_logistic_regression_mpc(x, y, epochs=1, batch_size=2, lr=0.1, seed=0)
