@@ -1,15 +1,18 @@
 """``mpc``: training inside secure multi-party computation, which reveals only the final model.
 
 The zero-excess-leakage baseline of the toolkit: whatever an attack learns under
-``mpc`` it could have learnt from the released model alone. The aggregation runs
-through a pluggable :class:`MPCBackend`; ``"ideal"`` is the ideal functionality that
-a real secret-shared protocol (a separate backend) must match.
+``mpc`` it could have learnt from the released model alone. The training runs through
+a pluggable :class:`MPCBackend`: ``"secureml"`` (:mod:`defenses.mpc_secureml`) really
+trains two-class logistic regression on secret shares; ``"ideal"`` is the ideal
+functionality (a trusted box) that a real protocol must match, used for every other
+model. ``"auto"`` (the default) picks ``secureml`` when it applies and ``ideal``
+otherwise, and the choice is published as ``mpc_backend`` so reports can say which ran.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from torch import Tensor
 
@@ -21,6 +24,7 @@ from leakage.aggregation import (
     RoundOutcome,
     weighted_mean,
 )
+from leakage.errors import ConfigError
 from leakage.registry import Registry
 from leakage.views import (
     EAVESDROPPER,
@@ -45,6 +49,7 @@ class MPCBackend(ABC):
     """
 
     name: ClassVar[str] = ""
+    trains_on_shares: ClassVar[bool] = False  # computes from the clients' data batches, not their updates
 
     def prepare(self, deployment: Deployment) -> None:
         """Check the backend against ``deployment`` (ring size, number of parties) before round 0."""
@@ -52,6 +57,14 @@ class MPCBackend(ABC):
     @abstractmethod
     def aggregate(self, context: RoundContext) -> Tensor:
         """Return the new global model ``[P]`` after this round's aggregation."""
+
+    def round_metrics(self) -> dict[str, float]:
+        """Measurements of the last round no observer is shown (bytes, rounds, seconds)."""
+        return {}
+
+    def party_state(self) -> dict[str, Tensor]:
+        """What the computing party run by the server keeps between rounds (its shares)."""
+        return {}
 
 
 MPC_BACKENDS: Registry[type[MPCBackend]] = Registry("mpc backend")
@@ -89,7 +102,9 @@ class MPCTraining(AggregationScheme):
     - ``client:<id>``: only that it holds its data (``own = {"data_indices": ...}``).
       No ``update``: in MPC training even a client's own update is computed on
       secret shares and never opened.
-    - ``server`` and ``eavesdropper``: nothing. Secret shares do cross the wire, but
+    - ``server``: under ``secureml`` it runs computing party 0 and keeps that party's
+      share of the model (``own["model_share"]``, uniform on ``Z_(2^64)``, as int64);
+      nothing else. ``eavesdropper``: nothing. Secret shares do cross the wire, but
       the shares of a correctly run MPC protocol are uniformly random and independent
       of the inputs (any set short of the reconstruction threshold can be simulated
       without them), so they are left out of ``received`` rather than faked.
@@ -100,10 +115,12 @@ class MPCTraining(AggregationScheme):
     released model (``params_before``, an intermediate model, stays hidden).
 
     Args:
-        backend: a name in ``MPC_BACKENDS`` (``"ideal"``).
+        backend: ``"auto"`` or a name in ``MPC_BACKENDS`` (``"ideal"``, ``"secureml"``).
+        **options: the ``secureml`` backend's options (``parties``, ``sigmoid``,
+            ``fractional_bits``, ``randomness``); ``ideal`` takes none.
 
     Raises:
-        UnknownNameError: ``backend`` is not registered (the message lists the choices).
+        ConfigError: an unknown backend (the message lists the choices) or option.
 
     >>> import torch
     >>> from leakage.aggregation import RoundContext
@@ -121,11 +138,33 @@ class MPCTraining(AggregationScheme):
 
     name = "mpc"
 
-    def __init__(self, *, backend: str = "ideal") -> None:
-        self.backend_name = backend
-        self.backend: MPCBackend = MPC_BACKENDS.create(backend)
+    def __init__(self, *, backend: str = "auto", **options: Any) -> None:
+        choices = ["auto", *MPC_BACKENDS.names()]
+        if backend not in choices:
+            raise ConfigError(f"mpc backend must be one of {', '.join(choices)}, got {backend!r}")
+        self.requested_backend = backend
+        self.options = dict(options)
+        if backend != "auto":
+            self.backend: MPCBackend = MPC_BACKENDS.create(backend, **options)
+        else:  # resolved in prepare(); the real protocol's options are checked now
+            self.backend = IdealFunctionality()
+            MPC_BACKENDS.create("secureml", **options)
+
+    @property
+    def backend_name(self) -> str:
+        """The backend that runs (after ``prepare``, ``"auto"`` has been resolved)."""
+        return self.backend.name
+
+    @property
+    def needs_client_batches(self) -> bool:
+        return self.backend.trains_on_shares
 
     def prepare(self, deployment: Deployment) -> None:
+        if self.requested_backend == "auto":
+            from defenses.mpc_secureml import SecureMLBackend
+
+            chosen = "secureml" if SecureMLBackend.supports(deployment) else "ideal"
+            self.backend = MPC_BACKENDS.create(chosen, **(self.options if chosen == "secureml" else {}))
         self.backend.prepare(deployment)
 
     def public_parameters(self) -> dict[str, PublicValue]:
@@ -146,10 +185,15 @@ class MPCTraining(AggregationScheme):
                 public=public,
             )
 
-        views = {SERVER: view(SERVER), EAVESDROPPER: view(EAVESDROPPER)}
+        views = {SERVER: view(SERVER, self.backend.party_state()), EAVESDROPPER: view(EAVESDROPPER)}
         for client_id in context.client_ids:
             observer = client_observer(client_id)
             views[observer] = view(observer, {"data_indices": context.client_data[client_id]})
         if context.is_final_round:
             views[PUBLIC] = released_model_view(context.round_index, params_after)
-        return RoundOutcome(params_after=params_after, survivors=tuple(sorted(context.arriving)), views=views)
+        return RoundOutcome(
+            params_after=params_after,
+            survivors=tuple(sorted(context.arriving)),
+            views=views,
+            metrics=self.backend.round_metrics(),
+        )

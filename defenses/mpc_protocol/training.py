@@ -60,7 +60,7 @@ from defenses.mpc_protocol.channel import (
 from defenses.mpc_protocol.comparison import ComparisonDealer, MsbPreprocessing
 from defenses.mpc_protocol.fixed_point import decode_fixed, encode_fixed
 from defenses.mpc_protocol.prg import AesCtrPrg
-from defenses.mpc_protocol.ring import RingArray, ring_multiply, ring_subtract
+from defenses.mpc_protocol.ring import RingArray, ring_add, ring_multiply, ring_subtract
 from defenses.mpc_protocol.sharing import SUPPORTED_PARTIES, reconstruct, share
 from defenses.mpc_protocol.sigmoid import (
     cubic_sigmoid,
@@ -310,6 +310,7 @@ class SecureLogisticSession:
         self._dealer = TrustedDealer(num_parties=num_parties, prg=_prg_for(randomness, "dealer"))
         self._comparison = ComparisonDealer(num_parties=num_parties, prg=_prg_for(randomness, "comparison"))
         self._owner_prgs: dict[str, AesCtrPrg] = {}
+        self._zero_prg = _prg_for(randomness, "zero-sharing")
         self.dealer_seconds = 0.0
         self.outside_input_bytes = 0
 
@@ -514,6 +515,18 @@ class SecureLogisticSession:
         if any(not (o == opened[0]).all() for o in opened[1:]):
             raise RuntimeError("the parties opened different models")
         return decode_fixed(opened[0], self.fractional_bits).reshape(-1)
+
+    def rerandomize(self, shares: Sequence[RingArray]) -> list[RingArray]:
+        """Return the same secret under fresh uniform shares: each party adds its share of zero.
+
+        The parties hold pairwise PRG keys agreed once (the correlated randomness of
+        Mohassel & Rindal, "ABY3", CCS 2018, Sec. 2.2), so the zero-sharing costs no
+        message; here one generator stands for those keys. Truncated shares are not
+        uniform on the ring (a locally truncated share lies in ``[-2^(63-f), 2^(63-f))``),
+        so what a party keeps between rounds is re-randomized.
+        """
+        zeros = share(np.zeros_like(shares[0]), self.num_parties, self._zero_prg)
+        return [ring_add(s, z) for s, z in zip(shares, zeros, strict=True)]
 
     def reveal_for_simulation(self, w_shares: Sequence[RingArray]) -> NDArray[np.float64]:
         """Return the shared model decoded without any message: the simulator's ground truth, not a protocol step."""

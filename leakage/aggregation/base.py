@@ -8,7 +8,7 @@ decides what each observer sees. The simulator does not know which scheme it run
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import ClassVar, Literal
@@ -49,6 +49,10 @@ class Deployment:
         num_parameters: length ``P`` of the flat update vector.
         client_weights: each client's aggregation weight whenever it takes part
             (its sample count), indexed by client id.
+        model: the model's registry name (``None`` when not known, as in unit tests).
+        num_classes: the dataset's number of classes (``None`` when not known).
+        loss: the local training loss (``None`` when not known).
+        algorithm: ``"fedsgd"`` or ``"fedavg"`` (``None`` when not known).
     """
 
     n_clients: int
@@ -57,6 +61,10 @@ class Deployment:
     rounds: int
     num_parameters: int
     client_weights: tuple[float, ...]
+    model: str | None = None
+    num_classes: int | None = None
+    loss: str | None = None
+    algorithm: str | None = None
 
     @property
     def sampling_rate(self) -> float:
@@ -91,6 +99,9 @@ class RoundContext:
         public: public parameters of the round (algorithm, lr, local steps, batch size).
         client_data: dataset indices each sampled client holds.
         generator: the scheme's own randomness for this round (e.g. DP noise).
+        client_batches: per sampled client, the ``(inputs, targets)`` batches it trains
+            on this round, in order; filled only for schemes whose
+            ``needs_client_batches`` is true (training on secret-shared data).
             Protocol secrets (keys, mask seeds) come from the cryptographic layer instead.
     """
 
@@ -105,6 +116,7 @@ class RoundContext:
     public: Mapping[str, PublicValue]
     client_data: Mapping[int, Tensor]
     generator: torch.Generator = field(default_factory=torch.Generator)
+    client_batches: Mapping[int, Sequence[tuple[Tensor, Tensor]]] = field(default_factory=dict)
 
     def row(self, client_id: int) -> int:
         """Return the row of ``client_id`` in ``updates`` and ``weights``."""
@@ -163,6 +175,15 @@ class AggregationScheme(ABC):
     """
 
     name: ClassVar[str] = ""
+
+    @property
+    def needs_client_batches(self) -> bool:
+        """Whether ``run_round`` computes from the clients' data batches instead of their updates.
+
+        True for MPC training on secret shares; the simulator then fills
+        ``RoundContext.client_batches``.
+        """
+        return False
 
     def prepare(self, deployment: Deployment) -> None:
         """Check the scheme against ``deployment`` before any round runs.

@@ -51,8 +51,18 @@ class ComposedScheme(AggregationScheme):
     def name(self) -> str:  # type: ignore[override]  # a composition is named by its parts
         return ",".join([m.name for m in self.mechanisms] + [self.protocol.name])
 
+    @property
+    def needs_client_batches(self) -> bool:
+        return self.protocol.needs_client_batches
+
     def prepare(self, deployment: Deployment) -> None:
         self.protocol.prepare(deployment)
+        if self.mechanisms and self.protocol.needs_client_batches:
+            raise ConfigError(
+                f"scheme {self.protocol.name!r} trains on secret-shared data, so client mechanisms "
+                f"({', '.join(m.name for m in self.mechanisms)}) placed in front of it would never apply; "
+                "drop them or choose a protocol that aggregates updates"
+            )
         for mechanism in self.mechanisms:
             mechanism.prepare(deployment, self.protocol)
 

@@ -46,6 +46,7 @@ REPORT_SCHEMA_VERSION = 1
 
 _RESULT_STATUSES = ("ok", "not_applicable")
 _IDEAL_MPC_NOTE = "ideal functionality, not a protocol run"
+_MPC_NOTES = {"secureml": "real protocol run: trained on secret shares (SecureML), only the final model opened"}
 
 _SCALE_EXPLANATION = (
     "Every attack is scored on a scale from 0 to 1. A score of 0 means the attack learned nothing beyond what "
@@ -410,7 +411,7 @@ def _cost_section(root: _Fields) -> _Section:
     rows, classes = [], []
     for row in costs:
         backend = row.optional_text("mpc_backend")
-        note = "" if backend is None else _IDEAL_MPC_NOTE if backend == "ideal" else f"MPC backend: {backend}"
+        note = "" if backend is None else _IDEAL_MPC_NOTE if backend == "ideal" else _MPC_NOTES.get(backend, f"MPC backend: {backend}")
         classes.append("ideal" if backend == "ideal" else None)
         leakage = row.number("leakage")
         rows.append([

@@ -73,7 +73,7 @@ class Simulator:
             **settings.model_options,
         )
         layout = ParameterLayout.of(model)
-        scheme.prepare(self._deployment(partition, layout.num_parameters))
+        scheme.prepare(self._deployment(partition, layout.num_parameters, dataset.num_classes))
         if self.settings.loss == "taylor_logistic" and dataset.num_classes != 2:
             raise ConfigError(
                 f"loss 'taylor_logistic' needs a two-class dataset; {dataset.name!r} has {dataset.num_classes} classes"
@@ -108,7 +108,7 @@ class Simulator:
             ),
         )
 
-    def _deployment(self, partition: Sequence[Tensor], num_parameters: int) -> Deployment:
+    def _deployment(self, partition: Sequence[Tensor], num_parameters: int, num_classes: int) -> Deployment:
         settings = self.settings
         sizes = [len(indices) for indices in partition]
         if settings.algorithm == "fedsgd" and settings.batch_size is not None:
@@ -120,6 +120,10 @@ class Simulator:
             rounds=settings.rounds,
             num_parameters=num_parameters,
             client_weights=tuple(float(size) for size in sizes),
+            model=settings.model,
+            num_classes=num_classes,
+            loss=settings.loss,
+            algorithm=settings.algorithm,
         )
 
     def _partition(self, dataset: Dataset) -> list[Tensor]:
@@ -241,6 +245,11 @@ class Simulator:
             public=public,
             client_data={c: partition[c] for c in client_ids},
             generator=torch_generator(settings.seed, Stream.SCHEME, round_index),
+            client_batches=(
+                {c: _cut(orders[c], self._batch_sizes(len(orders[c])), dataset) for c in client_ids}
+                if scheme.needs_client_batches
+                else {}
+            ),
         )
         outcome = scheme.run_round(context)
         survivors = outcome.survivors

@@ -6,7 +6,7 @@ from defenses.mpc import MPC_BACKENDS, IdealFunctionality, MPCBackend, MPCTraini
 from leakage import simulate
 from leakage.aggregation import SCHEMES, RoundContext, create_scheme
 from leakage.aggregation.plain import PlainAggregation
-from leakage.errors import ConfigError, UnknownNameError
+from leakage.errors import ConfigError
 from leakage.views import EAVESDROPPER, PUBLIC, SERVER
 
 
@@ -103,10 +103,12 @@ def test_mpc_is_deterministic_and_does_not_mutate_its_inputs() -> None:
 
 
 def test_unknown_backends_and_options_are_rejected() -> None:
-    with pytest.raises(UnknownNameError, match="unknown mpc backend 'spdz'; choose one of: .*ideal"):
+    with pytest.raises(ConfigError, match="mpc backend must be one of auto, ideal, secureml, got 'spdz'"):
         create_scheme("mpc", backend="spdz")
     with pytest.raises(ConfigError, match="unknown option 'parties'"):
-        create_scheme("mpc", parties=3)
+        create_scheme("mpc", backend="ideal", parties=3)
+    with pytest.raises(ConfigError, match="unknown option 'colour'"):
+        create_scheme("mpc", colour=3)
 
 
 def test_a_new_backend_plugs_in_by_name() -> None:

@@ -77,3 +77,23 @@ def test_a_hundred_client_secagg_server_learns_little() -> None:
     assert rows[("server", "aggregate")]["leakage"] < 0.2
     assert rows[("participant", "round_difference")]["leakage"] < 0.2
     assert rows[("participant", "round_difference")]["metrics"]["mixed_clients"] == 99
+
+
+def test_a_logreg_deployment_scores_mpc_from_a_real_secret_shared_run() -> None:
+    spec = parse_spec({
+        "name": "logreg",
+        "task": {"dataset": "breast_cancer", "model": "logreg", "algorithm": "fedsgd", "batch_size": 4, "lr": 0.1,
+                 "rounds": 2},
+        "deployments": [{"name": "two", "n_clients": 2}],
+        "schemes": ["plain"],
+        "observers": ["server", "participant"],
+        "attacks": [{"name": "round_difference"}],
+        "audit": False,
+    })
+    report = score(spec)
+
+    (mpc_cost,) = [c for c in report["costs"] if c["scheme"] == "mpc"]
+    assert mpc_cost["mpc_backend"] == "secureml"
+    assert mpc_cost["upload_bytes_per_client"] > 0  # the clients' shares of their rows
+    assert _headline(report, "two", "mpc")["leakage"] == 0.0
+    assert _headline(report, "two", "plain")["leakage"] > 0.95
