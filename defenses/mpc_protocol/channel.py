@@ -20,6 +20,7 @@ cost one round, as in Beaver, CRYPTO 1991 and Mohassel & Zhang, "SecureML", IEEE
 
 from __future__ import annotations
 
+import math
 import struct
 from collections import deque
 from collections.abc import Sequence
@@ -53,7 +54,7 @@ def _header_size(shapes: Sequence[tuple[int, ...]]) -> int:
 
 
 def _size(shape: tuple[int, ...]) -> int:
-    return int(np.prod(shape, dtype=np.int64))
+    return math.prod(shape)
 
 
 def framed_bits_size(shapes: Sequence[tuple[int, ...]]) -> int:

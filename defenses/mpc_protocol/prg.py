@@ -8,6 +8,7 @@ words; with a fresh 32-byte key per generator the all-zero nonce is never reused
 
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
@@ -53,12 +54,12 @@ class AesCtrPrg:
 
     def random_bits(self, shape: tuple[int, ...]) -> NDArray[np.uint8]:
         """Return a ``uint8`` array of the given shape with independent uniform bits (0 or 1)."""
-        count = int(np.prod(shape, dtype=np.int64))
+        count = math.prod(shape)
         packed = np.frombuffer(self.random_bytes(-(-count // 8)), dtype=np.uint8)
         return np.unpackbits(packed, count=count, bitorder="little").reshape(shape)
 
     def random_ring(self, shape: tuple[int, ...]) -> RingArray:
         """Return an array of the given shape with independent uniform ``Z_(2^64)`` entries."""
-        count = int(np.prod(shape, dtype=np.int64))
+        count = math.prod(shape)
         words = np.frombuffer(self.random_bytes(count * _WORD_BYTES), dtype="<u8")
         return words.astype(np.uint64).reshape(shape)
