@@ -71,8 +71,8 @@ class SecureMLBackend(MPCBackend):
     """Two-class logistic regression trained on secret shares (SecureML), opening only the final model.
 
     Args:
-        parties: computing parties, 2 (local truncation, 11 rounds per piecewise step)
-            or 3 (truncation pairs, 14).
+        parties: computing parties, 2 (local truncation, 7 rounds per piecewise step)
+            or 3 (truncation pairs, 10).
         sigmoid: ``"piecewise"`` (SecureML's activation) or ``"cubic"``.
         fractional_bits: fixed-point precision of data, model and activations.
         randomness: ``"seeded"`` (reproducible from the simulation seed) or ``"fresh"``.

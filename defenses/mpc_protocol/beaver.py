@@ -48,6 +48,7 @@ __all__ = [
     "TripleShare",
     "TruncationPair",
     "TrustedDealer",
+    "open_share_arrays",
     "open_shares",
     "secure_matmul",
     "secure_matmul_premasked",
@@ -233,32 +234,43 @@ class MpcParty:
         return result
 
 
-def open_shares(parties: Sequence[MpcParty], shares: Sequence[RingArray], *, xor: bool = False) -> list[RingArray]:
-    """Every party broadcasts its share (one round); return the value each party reconstructs.
+def open_share_arrays(
+    parties: Sequence[MpcParty], shares: Sequence[Sequence[RingArray]]
+) -> list[list[RingArray]]:
+    """Open several additively shared arrays at once: one message per peer, one round.
 
-    Shares are additive modulo ``2^64``, or XOR shares of packed bit words when ``xor``.
+    Args:
+        parties: the parties.
+        shares: per party, its shares of every array to open (same shapes for all parties).
+
+    Returns:
+        Per party, the opened arrays (every party computes the same values).
 
     Raises:
         MalformedMessageError: if a peer's message is missing, truncated or mis-shaped.
     """
-    for party, piece in zip(parties, shares, strict=True):
-        payload = encode_ring_arrays([piece])
+    for party, pieces in zip(parties, shares, strict=True):
+        payload = encode_ring_arrays(list(pieces))
         for peer in party.peers():
             party.channel.send(sender=party.party_index, receiver=peer, payload=payload)
-    opened: list[RingArray] = []
-    for party, piece in zip(parties, shares, strict=True):
-        terms = [piece]
+    opened: list[list[RingArray]] = []
+    for party, pieces in zip(parties, shares, strict=True):
+        shapes = [piece.shape for piece in pieces]
+        terms = [list(pieces)]
         for peer in party.peers():
             message = party.channel.receive(receiver=party.party_index, sender=peer)
-            terms.append(decode_ring_arrays(message, [piece.shape])[0])
-        if xor:
-            total = terms[0].copy()
-            for term in terms[1:]:
-                total ^= term
-            opened.append(total)
-        else:
-            opened.append(ring_sum(terms))
+            terms.append(decode_ring_arrays(message, shapes))
+        opened.append([ring_sum([term[i] for term in terms]) for i in range(len(pieces))])
     return opened
+
+
+def open_shares(parties: Sequence[MpcParty], shares: Sequence[RingArray]) -> list[RingArray]:
+    """Every party broadcasts its share (one round); return the value each party reconstructs.
+
+    Raises:
+        MalformedMessageError: if a peer's message is missing, truncated or mis-shaped.
+    """
+    return [opened[0] for opened in open_share_arrays(parties, [[piece] for piece in shares])]
 
 
 def secure_matmul_premasked(

@@ -10,9 +10,9 @@ Two ways to replace ``sigmoid(x) = 1 / (1 + e^-x)`` inside MPC:
 
   computed as ``f = (c_low - c_high) * (x + 1/2) + c_high`` with the shared bits
   ``c_low = [x >= -1/2] = 1 - msb(x + 1/2)`` and ``c_high = [x >= 1/2] = 1 - msb(x - 1/2)``
-  (both comparisons batched into one ``secure_msb`` call) and one Beaver multiplication
-  of the integer bit by the fixed-point value, which needs no truncation.
-  Cost: ``MSB_ROUNDS + 1 = 9`` rounds; works for 2 or 3 parties.
+  (both comparisons batched into one ``secure_select`` call, which also multiplies the
+  integer bits by the fixed-point value without a round of its own or a truncation).
+  Cost: ``MSB_ROUNDS = 5`` rounds; works for 2 or 3 parties.
   Max error versus the true sigmoid on ``[-8, 8]``: ``0.3775`` (at ``x = +-1/2``, where
   ``f`` reaches 0 or 1 while ``sigmoid(1/2) = 0.6225``); measured in the tests.
 
@@ -42,7 +42,7 @@ from defenses.mpc_protocol.beaver import (
     TruncationPair,
     secure_multiply,
 )
-from defenses.mpc_protocol.comparison import MsbPreprocessing, secure_msb
+from defenses.mpc_protocol.comparison import SelectPreprocessing, secure_select
 from defenses.mpc_protocol.fixed_point import DEFAULT_FRACTIONAL_BITS, encode_fixed
 from defenses.mpc_protocol.ring import RingArray, ring_add, ring_multiply, ring_subtract
 from defenses.mpc_protocol.truncation import secure_truncate
@@ -85,23 +85,21 @@ def _fixed_constant(value: float, shape: tuple[int, ...], fractional_bits: int) 
 def secure_piecewise_sigmoid(
     parties: Sequence[MpcParty],
     x_shares: Sequence[RingArray],
-    preprocessing: Sequence[MsbPreprocessing],
-    triples: Sequence[TripleShare],
+    preprocessing: Sequence[SelectPreprocessing],
     *,
     fractional_bits: int = DEFAULT_FRACTIONAL_BITS,
 ) -> list[RingArray]:
-    """Return fixed-point shares of SecureML's piecewise sigmoid of ``x``, 9 rounds.
+    """Return fixed-point shares of SecureML's piecewise sigmoid of ``x``, ``MSB_ROUNDS`` (5) rounds.
 
     Args:
         parties: the computing parties (2 or 3).
         x_shares: fixed-point shares of ``x``, shape ``S``.
-        preprocessing: ``msb_preprocessing((2, *S))`` from a ``ComparisonDealer``.
-        triples: ``elementwise_triples(S)`` from a ``TrustedDealer``.
+        preprocessing: ``select_preprocessing(2, S)`` from a ``ComparisonDealer``.
         fractional_bits: fixed-point precision of ``x`` and of the result.
     """
     shape = x_shares[0].shape
     half = _fixed_constant(0.5, shape, fractional_bits)
-    shifted: list[RingArray] = []  # shares of x + 1/2
+    shifted: list[RingArray] = []  # shares of v = x + 1/2
     stacked: list[RingArray] = []  # shares of [x + 1/2, x - 1/2]
     for party, x in zip(parties, x_shares, strict=True):
         if party.party_index == 0:
@@ -110,18 +108,13 @@ def secure_piecewise_sigmoid(
         else:
             stacked.append(np.stack([x, x]))
             shifted.append(x)
-    signs = secure_msb(parties, stacked, preprocessing)
-    # c_low - c_high = (1 - msb_low) - (1 - msb_high) = msb_high - msb_low
-    selectors = [ring_subtract(s[1], s[0]) for s in signs]
-    gated = secure_multiply(parties, selectors, shifted, triples)
+    signs, gated = secure_select(parties, stacked, shifted, preprocessing)
     one = _fixed_constant(1.0, shape, fractional_bits)
     results: list[RingArray] = []
     for party, g, s in zip(parties, gated, signs, strict=True):
-        # + c_high * 2^f = (1 - msb_high) * 2^f
-        high = ring_subtract(one, ring_multiply(s[1], one)) if party.party_index == 0 else ring_subtract(
-            np.zeros_like(one), ring_multiply(s[1], one)
-        )
-        results.append(ring_add(g, high))
+        # (c_low - c_high) v + c_high = (msb_high - msb_low) v + (1 - msb_high) * 1
+        value = ring_subtract(ring_subtract(g[1], g[0]), ring_multiply(s[1], one))
+        results.append(ring_add(value, one) if party.party_index == 0 else value)
     return results
 
 

@@ -9,14 +9,18 @@ zero and stays shared; only the final model is opened.
 One mini-batch step on a public batch ``B`` (a deterministic order drawn from ``seed``
 over the union of rows, party 0's rows first), with ``f = fractional_bits``::
 
-    u     = trunc_f(X_B @ w)                    secure_matmul, 1 round
-    s     = sigmoid(u)                          piecewise (9 rounds) or cubic (2 rounds)
-    g     = trunc_f(X_B^T @ (s - y_B))          secure_matmul, 1 round
+    u     = trunc_f(X_B @ w)                    secure_matmul_premasked, 1 round
+    s     = sigmoid(u)                          piecewise (5 rounds) or cubic (2 rounds)
+    g     = trunc_f(X_B^T @ (s - y_B))          secure_matmul_premasked, 1 round
     w    -= trunc_F(g * enc_F(lr / |B|))        local: public constant, F = f + extra_bits
 
 ``trunc`` follows every fixed-point product: SecureML's local truncation (Theorem 1) for
-two parties, free; an ABY3 truncation pair for three, one round each (14 rounds per
-piecewise step instead of 11). The public step size ``lr / |B|`` is small: with ``f = 16`` bits
+two parties, free; an ABY3 truncation pair for three, one round each (10 rounds per
+piecewise step instead of 7).
+
+The data matrix is masked once (SecureML Sec. 4.2): ``E = X - A`` is opened right after
+the input sharing, and every product with a batch of ``X`` or ``X^T`` then opens only
+its right operand. The public step size ``lr / |B|`` is small: with ``f = 16`` bits
 ``0.01 / 32`` would encode as ``20 / 2^16``, 2.3% off. It is therefore encoded with
 ``F = f + extra_bits`` fractional bits (default 24: ``5243 / 2^24``, 0.01% off), and the
 local product ``g * enc_F(lr / |B|)`` is truncated by ``F`` instead of ``f``.
@@ -57,7 +61,7 @@ from defenses.mpc_protocol.channel import (
     encode_ring_arrays,
     framed_size,
 )
-from defenses.mpc_protocol.comparison import ComparisonDealer, MsbPreprocessing
+from defenses.mpc_protocol.comparison import ComparisonDealer, SelectPreprocessing
 from defenses.mpc_protocol.fixed_point import decode_fixed, encode_fixed
 from defenses.mpc_protocol.prg import AesCtrPrg
 from defenses.mpc_protocol.ring import RingArray, ring_add, ring_multiply, ring_subtract
@@ -249,8 +253,8 @@ class StepMaterial:
 
     forward: TripleShare
     backward: TripleShare
-    sigmoid_triples: tuple[TripleShare, ...]
-    msb: MsbPreprocessing | None
+    sigmoid_triples: tuple[TripleShare, ...]  # cubic only: x^2 and x^3
+    select: SelectPreprocessing | None  # piecewise only
     truncations: tuple[TruncationPair, ...]
 
 
@@ -413,11 +417,11 @@ class SecureLogisticSession:
             np.ascontiguousarray(left.T), [np.ascontiguousarray(a.T) for a in left_shares], (batch_rows, 1)
         )
         if self.sigmoid == "piecewise":
-            gates = [dealer.elementwise_triples((batch_rows, 1))]
-            msb: list[MsbPreprocessing] | None = self._comparison.msb_preprocessing((2, batch_rows, 1))
+            gates: list[list[TripleShare]] = []
+            select: list[SelectPreprocessing] | None = self._comparison.select_preprocessing(2, (batch_rows, 1))
         else:
             gates = [dealer.elementwise_triples((batch_rows, 1)) for _ in range(2)]
-            msb = None
+            select = None
         pairs: list[list[TruncationPair]] = []
         if not self.truncates_locally:
             pairs = [
@@ -432,7 +436,7 @@ class SecureLogisticSession:
                 forward=forward[i],
                 backward=backward[i],
                 sigmoid_triples=tuple(g[i] for g in gates),
-                msb=None if msb is None else msb[i],
+                select=None if select is None else select[i],
                 truncations=tuple(p[i] for p in pairs),
             )
             for i in range(self.num_parties)
@@ -482,11 +486,7 @@ class SecureLogisticSession:
         logits = truncate(secure_matmul_premasked(parties, opened, w_shares, [m.forward for m in material]), 0, f)
         if self.sigmoid == "piecewise":
             activations = secure_piecewise_sigmoid(
-                parties,
-                logits,
-                [m.msb for m in material if m.msb is not None],
-                [m.sigmoid_triples[0] for m in material],
-                fractional_bits=f,
+                parties, logits, [m.select for m in material if m.select is not None], fractional_bits=f
             )
         else:
             activations = secure_cubic_sigmoid(

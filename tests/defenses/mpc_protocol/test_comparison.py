@@ -18,13 +18,17 @@ from defenses.mpc_protocol import (
     framed_size,
     reconstruct,
     ring_from_signed,
+    ring_multiply,
+    ring_to_signed,
     secure_and,
     secure_less_than,
     secure_msb,
+    secure_select,
     share,
     xor_reconstruct,
     xor_share,
 )
+from defenses.mpc_protocol.comparison import PRODUCT_SUBSETS
 
 
 def _prg(label: int = 0) -> AesCtrPrg:
@@ -106,7 +110,7 @@ def test_secure_less_than_public_threshold_on_fixed_point() -> None:
 
 
 @pytest.mark.parametrize("num_parties", [2, 3])
-def test_secure_msb_costs_eight_rounds_and_the_expected_bytes(num_parties: int) -> None:
+def test_secure_msb_costs_five_rounds_and_the_expected_bytes(num_parties: int) -> None:
     prg = _prg(6)
     channel, parties, dealer = _setup(num_parties)
     shape = (3, 4)
@@ -115,18 +119,43 @@ def test_secure_msb_costs_eight_rounds_and_the_expected_bytes(num_parties: int) 
     secure_msb(parties, share(x, num_parties, prg), dealer.msb_preprocessing(shape))
 
     pairs = num_parties * (num_parties - 1)
-    # The opened y = x + r, six layers of (d, e) bits for 64 - 1 - 1 = 62 two-gate and one
-    # one-gate tree node, and the opened output bit.
-    gates = [(2, 2, *shape, 32), (2, 2, *shape, 16), (2, 2, *shape, 8), (2, 2, *shape, 4), (2, 2, *shape, 2)]
+    # The opened y = x + r, seven masked inputs per group of four segments in layers of
+    # 16, 4 and 1 groups, and the opened output bit.
     per_pair = (
         framed_size([shape])
-        + sum(framed_bits_size([g]) for g in gates)
-        + framed_bits_size([(2, 1, *shape, 1)])
+        + sum(framed_bits_size([(*shape, groups, 7)]) for groups in (16, 4, 1))
         + framed_bits_size([shape])
     )
-    assert channel.rounds == MSB_ROUNDS == 8
+    assert channel.rounds == MSB_ROUNDS == 5
     assert channel.messages_sent == pairs * (CIRCUIT_LAYERS + 2)
     assert channel.bytes_sent == pairs * per_pair
+
+
+@pytest.mark.parametrize("num_parties", [2, 3])
+def test_gate_layer_products_are_the_products_of_the_masks(num_parties: int) -> None:
+    layer = ComparisonDealer(num_parties=num_parties, prg=_prg(11)).gate_layer((5, 4))
+    masks = xor_reconstruct([g.masks for g in layer])
+    products = xor_reconstruct([g.products for g in layer])
+    for k, subset in enumerate(PRODUCT_SUBSETS):
+        assert (products[..., k] == np.bitwise_and.reduce(masks[..., list(subset)], axis=-1)).all()
+    assert len(PRODUCT_SUBSETS) == 22
+
+
+@pytest.mark.parametrize("num_parties", [2, 3])
+def test_secure_select_returns_sign_bits_and_their_product_with_a_value(num_parties: int) -> None:
+    prg = _prg(12)
+    channel, parties, dealer = _setup(num_parties)
+    x = ring_from_signed(np.array([[-5, 0, 7, -(2**40)], [3, -1, 2**50, 1]], np.int64))
+    v = encode_fixed(np.array([1.5, -2.25, 0.75, 10.0]))
+
+    signs, products = secure_select(
+        parties, share(x, num_parties, prg), share(v, num_parties, prg), dealer.select_preprocessing(2, (4,))
+    )
+
+    expected = (ring_to_signed(x) < 0).astype(np.uint64)
+    assert reconstruct(signs).tolist() == expected.tolist()
+    assert (reconstruct(products) == ring_multiply(expected, np.broadcast_to(v, expected.shape))).all()
+    assert channel.rounds == MSB_ROUNDS  # the product adds no round
 
 
 def test_opened_masked_value_is_uniform_in_its_top_bits() -> None:

@@ -53,14 +53,13 @@ def test_secure_piecewise_sigmoid_matches_plaintext_exactly(num_parties: int) ->
     channel, parties = _setup(num_parties)
     reals = _inputs()
     x = encode_fixed(reals)
-    pre = ComparisonDealer(num_parties=num_parties, prg=_prg(2)).msb_preprocessing((2, *x.shape))
-    triples = TrustedDealer(num_parties=num_parties, prg=_prg(3)).elementwise_triples(x.shape)
+    pre = ComparisonDealer(num_parties=num_parties, prg=_prg(2)).select_preprocessing(2, x.shape)
 
-    result = decode_fixed(reconstruct(secure_piecewise_sigmoid(parties, share(x, num_parties, prg), pre, triples)))
+    result = decode_fixed(reconstruct(secure_piecewise_sigmoid(parties, share(x, num_parties, prg), pre)))
 
     # No truncation is involved, so the result is exact on the fixed-point grid.
     assert np.abs(result - piecewise_sigmoid(decode_fixed(x))).max() == 0.0
-    assert channel.rounds == MSB_ROUNDS + 1 == 9
+    assert channel.rounds == MSB_ROUNDS == 5  # the selection's product shares the comparison's rounds
 
 
 def test_secure_cubic_sigmoid_matches_plaintext_within_truncation_error() -> None:

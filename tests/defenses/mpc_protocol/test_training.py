@@ -66,10 +66,10 @@ def test_mpc_piecewise_matches_plaintext_twin(dataset: str) -> None:
 
     rows = sum(len(y) for y in labels)
     assert result.iterations == 3 * -(-rows // 32)
-    # Per step: forward matmul, sigmoid (MSB_ROUNDS + 1), backward matmul.
-    assert result.rounds_per_iteration == MSB_ROUNDS + 3 == 11
+    # Per step: forward matmul, sigmoid (MSB_ROUNDS), backward matmul.
+    assert result.rounds_per_iteration == MSB_ROUNDS + 2 == 7
     # Input sharing, opening the masked data E = X - A and opening the model: one round each.
-    assert result.rounds == result.iterations * 11 + 3
+    assert result.rounds == result.iterations * 7 + 3
     assert result.bytes_per_iteration > 0
     assert result.bytes_sent > result.bytes_per_iteration * result.iterations
     assert result.dealer_seconds > 0 and result.online_seconds > 0
@@ -135,7 +135,7 @@ def test_three_party_training_matches_plaintext_twin(dataset: str) -> None:
     mpc_accuracy = logistic_accuracy(result.model, x_test, y_test)
     assert abs(mpc_accuracy - logistic_accuracy(twin, x_test, y_test)) * len(y_test) <= 1.0 + 1e-9
     # Two-party steps plus a truncation-pair round after each of the three products.
-    assert result.rounds_per_iteration == MSB_ROUNDS + 3 + 3 == 14
+    assert result.rounds_per_iteration == MSB_ROUNDS + 2 + 3 == 10
 
 
 def test_three_party_cubic_variant_trains() -> None:
