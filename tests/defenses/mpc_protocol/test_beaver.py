@@ -12,13 +12,17 @@ from defenses.mpc_protocol import (
     MpcParty,
     PendingProduct,
     TrustedDealer,
+    decode_bit_arrays,
     decode_ring_arrays,
+    encode_bit_arrays,
     encode_ring_arrays,
     framed_size,
     reconstruct,
     ring_matmul,
     ring_multiply,
+    ring_subtract,
     secure_matmul,
+    secure_matmul_premasked,
     secure_multiply,
     share,
 )
@@ -162,3 +166,42 @@ def test_bad_parameters_raise_clear_errors() -> None:
         parties[0].start_product("elementwise", operand, operand, dealer.elementwise_triples((2,))[0])
     with pytest.raises(ValueError, match="num_parties must be >= 2"):
         Channel(num_parties=1)
+
+
+@pytest.mark.parametrize(
+    "bad_payload",
+    [
+        encode_bit_arrays([np.ones((2, 11), np.uint8)])[:-1],  # truncated
+        encode_bit_arrays([np.ones((2, 11), np.uint8)]) + b"\x00",  # trailing byte
+        encode_bit_arrays([np.ones((2, 11), np.uint8)])[:-1] + b"\xff",  # nonzero padding bits
+        encode_bit_arrays([np.ones((1, 22), np.uint8)]),  # right length, wrong shape
+    ],
+)
+def test_bit_messages_reject_malformed_frames(bad_payload: bytes) -> None:
+    with pytest.raises(MalformedMessageError):
+        decode_bit_arrays(bad_payload, [(2, 11)])
+
+
+def test_bit_frames_refuse_non_bits() -> None:
+    with pytest.raises(ValueError, match="only 0 and 1"):
+        encode_bit_arrays([np.array([0, 2], np.uint8)])
+
+
+@pytest.mark.parametrize("num_parties", [2, 3])
+def test_premasked_matmul_triples_reuse_the_dealers_mask(num_parties: int) -> None:
+    prg = _prg(3)
+    channel, parties, dealer = _setup(num_parties)
+    mask = dealer.random_ring((6, 3))
+    mask_shares = dealer.share(mask)
+    rows = np.array([4, 1, 3])
+    triples = dealer.matrix_triples_given_left(mask[rows], [m[rows] for m in mask_shares], (3, 2))
+    a, b, c = (reconstruct([getattr(t, n) for t in triples]) for n in "abc")
+    assert (a == mask[rows]).all() and (ring_matmul(a, b) == c).all()
+
+    x = prg.random_ring((6, 3))
+    y = prg.random_ring((3, 2))
+    opened = ring_subtract(x, mask)  # E = X - A, opened once
+    z = secure_matmul_premasked(parties, opened[rows], share(y, num_parties, prg), triples)
+    assert (reconstruct(z) == ring_matmul(x[rows], y)).all()
+    assert channel.rounds == 1
+    assert channel.bytes_sent == num_parties * (num_parties - 1) * framed_size([(3, 2)])  # only F = Y - B travels
