@@ -266,12 +266,18 @@ def _schemes(value: object) -> tuple[str, ...]:
 
 
 def _scheme_options(value: object, schemes: Sequence[str]) -> dict[str, dict[str, Any]]:
+    from leakage.aggregation import create_scheme
+
     table = _table("spec.scheme_options", value)
     options: dict[str, dict[str, Any]] = {}
     for scheme, stage_options in table.items():
         if scheme not in schemes:
             raise ConfigError(f"spec.scheme_options.{scheme} names no scheme of spec.schemes ({', '.join(schemes)})")
         options[scheme] = _table(f"spec.scheme_options.{scheme}", stage_options)
+        try:  # options are checked now, not when the scheme's first job runs
+            create_scheme(scheme, **options[scheme])
+        except ConfigError as error:
+            raise ConfigError(f"spec.scheme_options.{scheme}: {error}") from error
     return options
 
 

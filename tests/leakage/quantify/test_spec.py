@@ -120,3 +120,9 @@ def test_a_missing_or_broken_spec_file_is_one_line(tmp_path) -> None:
         load_spec(tmp_path / "missing.toml")
     with pytest.raises(ConfigError, match="is not valid TOML"):
         load_spec(broken)
+
+
+def test_scheme_options_are_checked_when_the_spec_loads() -> None:
+    with pytest.raises(ConfigError, match=r"spec.scheme_options.mpc: mpc parties must be one of 2, 3, got 4"):
+        parse_spec({"schemes": ["plain"], "scheme_options": {"mpc": {"parties": 4}},
+                    "deployments": [{"name": "a", "n_clients": 3}]})
