@@ -172,7 +172,11 @@ class SecureMLBackend(MPCBackend):
     def _train_round(
         self, session: SecureLogisticSession, context: RoundContext, arriving: tuple[int, ...]
     ) -> list[RingArray]:
-        """Local training of every arriving client on shares, then the weighted FedAvg step."""
+        """Local training of every arriving client on shares, then the weighted FedAvg step.
+
+        Each client shares the rows of its batches in order of use, so under FedAvg with
+        several local epochs a row is shared once per epoch (more bytes, same result).
+        """
         blocks = []
         for client in arriving:
             batches = context.client_batches[client]

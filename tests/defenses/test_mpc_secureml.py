@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -124,3 +126,14 @@ def test_secureml_refuses_other_models_and_mechanisms_in_front() -> None:
         _run(rounds=1, model="mlp", scheme_options={"backend": "secureml"})
     with pytest.raises(ConfigError, match="would never apply"):
         _run("compression,mpc", rounds=1)
+
+
+def test_a_secureml_transcript_saves_and_loads_with_the_party_share(tmp_path: Path) -> None:
+    transcript = _run(rounds=2)
+    path = tmp_path / "run.pt"
+    transcript.save(path)
+    loaded = Transcript.load(path)
+    share = transcript.rounds[0].views[SERVER].own["model_share"]
+    assert torch.equal(loaded.rounds[0].views[SERVER].own["model_share"], share)
+    assert share.dtype == torch.int64
+    assert torch.equal(loaded.rounds[-1].params_after, transcript.rounds[-1].params_after)
