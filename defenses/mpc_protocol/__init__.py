@@ -71,6 +71,13 @@ from defenses.mpc_protocol.ring import (
     ring_sum,
     ring_to_signed,
 )
+from defenses.mpc_protocol.session import (
+    MaskedRows,
+    RowMask,
+    SecureLogisticSession,
+    SigmoidKind,
+    StepMaterial,
+)
 from defenses.mpc_protocol.sharing import SUPPORTED_PARTIES, reconstruct, share
 from defenses.mpc_protocol.sigmoid import (
     CUBIC_SIGMOID_COEFFICIENTS,
@@ -81,12 +88,7 @@ from defenses.mpc_protocol.sigmoid import (
 )
 from defenses.mpc_protocol.training import (
     LogisticModel,
-    MaskedRows,
     MpcTrainingResult,
-    RowMask,
-    SecureLogisticSession,
-    SigmoidKind,
-    StepMaterial,
     logistic_accuracy,
     minibatch_schedule,
     train_logistic_regression_mpc,

@@ -29,7 +29,7 @@ from defenses.mpc_protocol import (
     ring_sum,
     train_logistic_regression_mpc,
 )
-from defenses.mpc_protocol import training as training_module
+from defenses.mpc_protocol import session as session_module
 
 _RUNS = 150
 _ALPHA = 0.01
@@ -100,5 +100,5 @@ def test_received_messages_do_not_depend_on_the_other_partys_data(num_parties: i
 
 
 def test_two_sample_test_catches_a_weakened_sharing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(training_module, "share", _weak_share)  # the owners' sharing of their rows
+    monkeypatch.setattr(session_module, "share", _weak_share)  # the owners' sharing of their rows
     assert _two_sample_rejects(2, runs=50)
