@@ -48,6 +48,7 @@ __all__ = [
     "TripleShare",
     "TruncationPair",
     "TrustedDealer",
+    "broadcast",
     "open_share_arrays",
     "open_shares",
     "secure_matmul",
@@ -234,6 +235,21 @@ class MpcParty:
         return result
 
 
+def broadcast(parties: Sequence[MpcParty], payloads: Sequence[bytes]) -> list[list[bytes]]:
+    """Every party sends its payload to every peer (one round); return, per party, what its peers sent.
+
+    Raises:
+        MalformedMessageError: if a peer's message is missing.
+    """
+    for party, payload in zip(parties, payloads, strict=True):
+        for peer in party.peers():
+            party.channel.send(sender=party.party_index, receiver=peer, payload=payload)
+    return [
+        [party.channel.receive(receiver=party.party_index, sender=peer) for peer in party.peers()]
+        for party in parties
+    ]
+
+
 def open_share_arrays(
     parties: Sequence[MpcParty], shares: Sequence[Sequence[RingArray]]
 ) -> list[list[RingArray]]:
@@ -249,17 +265,11 @@ def open_share_arrays(
     Raises:
         MalformedMessageError: if a peer's message is missing, truncated or mis-shaped.
     """
-    for party, pieces in zip(parties, shares, strict=True):
-        payload = encode_ring_arrays(list(pieces))
-        for peer in party.peers():
-            party.channel.send(sender=party.party_index, receiver=peer, payload=payload)
+    received = broadcast(parties, [encode_ring_arrays(list(pieces)) for pieces in shares])
     opened: list[list[RingArray]] = []
-    for party, pieces in zip(parties, shares, strict=True):
+    for pieces, messages in zip(shares, received, strict=True):
         shapes = [piece.shape for piece in pieces]
-        terms = [list(pieces)]
-        for peer in party.peers():
-            message = party.channel.receive(receiver=party.party_index, sender=peer)
-            terms.append(decode_ring_arrays(message, shapes))
+        terms = [list(pieces), *(decode_ring_arrays(message, shapes) for message in messages)]
         opened.append([ring_sum([term[i] for term in terms]) for i in range(len(pieces))])
     return opened
 

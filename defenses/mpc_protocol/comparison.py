@@ -47,7 +47,12 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from defenses.mpc_protocol.beaver import MpcParty, open_share_arrays, open_shares
+from defenses.mpc_protocol.beaver import (
+    MpcParty,
+    broadcast,
+    open_share_arrays,
+    open_shares,
+)
 from defenses.mpc_protocol.channel import decode_bit_arrays, encode_bit_arrays
 from defenses.mpc_protocol.prg import AesCtrPrg
 from defenses.mpc_protocol.ring import (
@@ -147,18 +152,11 @@ def open_bits(parties: Sequence[MpcParty], shares: Sequence[BitArray]) -> list[B
     Raises:
         MalformedMessageError: if a peer's message is missing, truncated or mis-shaped.
     """
-    for party, piece in zip(parties, shares, strict=True):
-        payload = encode_bit_arrays([piece])
-        for peer in party.peers():
-            party.channel.send(sender=party.party_index, receiver=peer, payload=payload)
-    opened: list[BitArray] = []
-    for party, piece in zip(parties, shares, strict=True):
-        terms = [piece]
-        for peer in party.peers():
-            message = party.channel.receive(receiver=party.party_index, sender=peer)
-            terms.append(decode_bit_arrays(message, [piece.shape])[0])
-        opened.append(xor_reconstruct(terms))
-    return opened
+    received = broadcast(parties, [encode_bit_arrays([piece]) for piece in shares])
+    return [
+        xor_reconstruct([piece, *(decode_bit_arrays(message, [piece.shape])[0] for message in messages)])
+        for piece, messages in zip(shares, received, strict=True)
+    ]
 
 
 @dataclass(frozen=True)
