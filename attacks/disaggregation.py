@@ -328,11 +328,9 @@ def _usable_rounds(history: Sequence[RoundView], assumptions: set[str]) -> list[
         if isinstance(decoded, Tensor):
             delta = decoded.to(torch.float64)
         elif view.params_after is not None:
-            server_lr = view.public.get("server_lr")
-            if not isinstance(server_lr, (int, float)):
+            if view.server_lr is None:
                 assumptions.add("the server learning rate is 1 (not disclosed to this observer)")
-                server_lr = 1.0
-            delta = (view.params_after.to(torch.float64) - view.params_before.to(torch.float64)) / float(server_lr)
+            delta = view.model_change()
         else:
             continue  # the round aborted: nothing was released
         participants = tuple(sorted(view.participants))

@@ -135,8 +135,9 @@ def _subtract(
     reference = released[0]
     assert reference.params_before is not None and reference.params_after is not None
     public = reference.public
-    server_lr = float(public.get("server_lr", 1.0))  # type: ignore[arg-type]
-    delta = (reference.params_after.to(torch.float64) - reference.params_before.to(torch.float64)) / server_lr
+    if reference.server_lr is None:
+        assumptions.add("the server learning rate is 1 (not disclosed to this observer)")
+    delta = reference.model_change()
     members = {parse_client_observer(view.observer): view for view in released}
     weighting = public.get("weighting", "sample_count")
     participants = frozenset().union(*(view.participants for view in released))

@@ -6,7 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from torch import Tensor
+
+from leakage.errors import ThreatModelError
 
 __all__ = [
     "EAVESDROPPER",
@@ -82,6 +85,34 @@ class RoundView:
     own: Mapping[str, Tensor] = field(default_factory=dict)
     participants: frozenset[int] = frozenset()
     public: Mapping[str, PublicValue] = field(default_factory=dict)
+
+    @property
+    def server_lr(self) -> float | None:
+        """The global step size this observer was told (``public["server_lr"]``), or ``None`` if not disclosed."""
+        value = self.public.get("server_lr")
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+    def model_change(self) -> Tensor:
+        """Return the aggregated update the round applied, ``(params_after - params_before) / server_lr``, float64 ``[P]``.
+
+        The one server-lr policy of the toolkit: the disclosed ``server_lr``, else 1 (the
+        FedAvg default). An attack that relies on the fallback names it as an assumption
+        (``server_lr is None``).
+
+        Raises:
+            ThreatModelError: the observer did not see both global models of the round.
+
+        >>> view = RoundView(0, "server", torch.zeros(2), torch.tensor([1.0, 2.0]), public={"server_lr": 2.0})
+        >>> view.model_change()
+        tensor([0.5000, 1.0000], dtype=torch.float64)
+        """
+        if self.params_before is None or self.params_after is None:
+            raise ThreatModelError(
+                f"observer {self.observer!r} did not see both global models of round {self.round_index}"
+            )
+        server_lr = self.server_lr
+        change = self.params_after.to(torch.float64) - self.params_before.to(torch.float64)
+        return change if server_lr is None else change / server_lr
 
     def to_dict(self) -> dict[str, object]:
         """Plain-data form (tensors, bytes, lists, dicts) for serialisation."""
