@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
+import io
 import math
 import os
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -16,10 +15,11 @@ from torch import Tensor
 
 from leakage.checks import require_int
 from leakage.errors import ConfigError
+from leakage.files import write_atomically
 from leakage.metrics._validation import check_finite, check_same_shape
 from leakage.metrics.matching import _match
 
-__all__ = ["GRID_PADDING", "save_reconstruction_grid"]
+__all__ = ["GRID_PADDING", "encode_reconstruction_grid", "save_reconstruction_grid"]
 
 GRID_PADDING = 2
 """White pixels between neighbouring tiles and around the grid."""
@@ -39,18 +39,9 @@ def save_reconstruction_grid(
 ) -> Path:
     """Write the originals (top rows) above their reconstructions (bottom rows) as one PNG; return its path.
 
-    Tiles are laid out ``nrow`` per row: ``ceil(B / nrow)`` rows of originals, then as
-    many rows of reconstructions, so reconstruction ``i`` sits in the same column as
-    original ``i``, ``ceil(B / nrow)`` rows below it. Pixel values are clamped to
-    ``value_range`` and scaled to ``[0, 1]`` (then to 0..255), so out-of-range
-    reconstructions show as saturated instead of rescaling the whole image. Tiles are
-    separated by :data:`GRID_PADDING` white pixels. The image is
-    ``nrow * (upscale * W + 2) + 2`` pixels wide and
-    ``2 * ceil(B / nrow) * (upscale * H + 2) + 2`` high; one channel gives a grayscale
-    PNG, three an RGB one.
-
-    The file is written to a temporary file next to ``path`` and then moved over it,
-    so a reader never sees half an image; missing parent folders are created.
+    The image is :func:`encode_reconstruction_grid`'s. It is written with
+    :func:`~leakage.files.write_atomically`, so a reader never sees half an image;
+    missing parent folders are created.
 
     Args:
         originals: ``[B, C, H, W]`` original images (raw values), ``C`` 1 or 3.
@@ -77,6 +68,44 @@ def save_reconstruction_grid(
     ...     Image.open(written).size
     (56, 38)
     """
+    target = Path(path)
+    if target.suffix.lower() != ".png":
+        raise ConfigError(f"path must end in .png, got {str(target)!r}")
+    png = encode_reconstruction_grid(
+        originals, reconstructions, value_range=value_range, nrow=nrow, match_first=match_first, upscale=upscale
+    )
+    return write_atomically(target, png)
+
+
+def encode_reconstruction_grid(
+    originals: Tensor,
+    reconstructions: Tensor,
+    *,
+    value_range: tuple[float, float],
+    nrow: int | None = None,
+    match_first: bool = False,
+    upscale: int = 1,
+) -> bytes:
+    """Return the PNG bytes of the originals (top rows) above their reconstructions (bottom rows).
+
+    Tiles are laid out ``nrow`` per row: ``ceil(B / nrow)`` rows of originals, then as
+    many rows of reconstructions, so reconstruction ``i`` sits in the same column as
+    original ``i``, ``ceil(B / nrow)`` rows below it. Pixel values are clamped to
+    ``value_range`` and scaled to ``[0, 1]`` (then to 0..255), so out-of-range
+    reconstructions show as saturated instead of rescaling the whole image. Tiles are
+    separated by :data:`GRID_PADDING` white pixels. The image is
+    ``nrow * (upscale * W + 2) + 2`` pixels wide and
+    ``2 * ceil(B / nrow) * (upscale * H + 2) + 2`` high; one channel gives a grayscale
+    PNG, three an RGB one. Arguments are those of :func:`save_reconstruction_grid`.
+
+    Raises:
+        ConfigError: as :func:`save_reconstruction_grid`.
+
+    >>> import io
+    >>> images = torch.zeros(1, 1, 8, 8)
+    >>> Image.open(io.BytesIO(encode_reconstruction_grid(images, images, value_range=(0.0, 1.0), upscale=12))).size
+    (100, 198)
+    """
     check_same_shape("originals", originals, "reconstructions", reconstructions, min_dim=2)
     if originals.dim() != 4:
         raise ConfigError(
@@ -92,9 +121,6 @@ def save_reconstruction_grid(
     batch = int(originals.shape[0])
     columns = min(batch, _MAX_DEFAULT_COLUMNS) if nrow is None else require_int("nrow", nrow, minimum=1)
     factor = require_int("upscale", upscale, minimum=1)
-    target = Path(path)
-    if target.suffix.lower() != ".png":
-        raise ConfigError(f"path must end in .png, got {str(target)!r}")
 
     images = originals.detach().cpu()
     drawn = reconstructions.detach().cpu()
@@ -103,8 +129,10 @@ def save_reconstruction_grid(
     grid = torch.cat([_tile_rows(images, columns), _tile_rows(drawn, columns)], dim=0)
     scaled = (grid.clamp(low, high) - low) / (high - low)
     canvas = _layout(scaled, factor, columns=columns)
-    _write_png_atomically(canvas, target)
-    return target
+    image = Image.fromarray(canvas[:, :, 0] if canvas.shape[2] == 1 else canvas)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def _check_value_range(value_range: tuple[float, float]) -> tuple[float, float]:
@@ -141,19 +169,3 @@ def _layout(tiles: Tensor, factor: int, *, columns: int) -> np.ndarray[tuple[int
     canvas = torch.nan_to_num(canvas, nan=1.0)
     pixels = (canvas * 255.0).round().to(torch.uint8).permute(1, 2, 0).contiguous()
     return pixels.numpy()
-
-
-def _write_png_atomically(pixels: np.ndarray[tuple[int, ...], np.dtype[np.uint8]], target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    image = Image.fromarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels)
-    # A fresh name in the same folder (os.replace is atomic only within one file system);
-    # open(..., "xb") rather than mkstemp so the file gets the usual umask permissions, not 0600.
-    temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(temporary, "xb") as stream:
-            image.save(stream, format="PNG")
-        os.replace(temporary, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise

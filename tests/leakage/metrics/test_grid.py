@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ from PIL import Image
 
 from leakage.errors import ConfigError
 from leakage.metrics import GRID_PADDING, save_reconstruction_grid
+from leakage.metrics.grid import encode_reconstruction_grid
 
 
 def _read(path: Path) -> tuple[str, np.ndarray]:
@@ -107,3 +109,33 @@ def test_grid_rejects_a_path_that_is_not_png(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match="path must end in .png"):
         save_reconstruction_grid(images, images, tmp_path / "grid.jpg", value_range=(0.0, 1.0))
+
+
+def test_encoded_grid_is_the_saved_file_byte_for_byte(tmp_path: Path, generator: torch.Generator) -> None:
+    originals = torch.rand(3, 1, 8, 8, generator=generator)
+    reconstructions = torch.rand(3, 1, 8, 8, generator=generator)
+    options: dict[str, object] = {"value_range": (0.0, 1.0), "nrow": 2, "upscale": 12}
+
+    png = encode_reconstruction_grid(originals, reconstructions, **options)  # type: ignore[arg-type]
+    written = save_reconstruction_grid(originals, reconstructions, tmp_path / "grid.png", **options)  # type: ignore[arg-type]
+
+    assert written.read_bytes() == png
+    _, pixels = _read(written)
+    # An 8 x 8 digit enlarged 12 times is 96 pixels wide: two columns, four rows of tiles.
+    assert pixels.shape == (4 * (96 + GRID_PADDING) + GRID_PADDING, 2 * (96 + GRID_PADDING) + GRID_PADDING)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["grid.png"]
+
+
+def test_failed_save_leaves_the_existing_grid_intact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "grid.png"
+    target.write_bytes(b"previous grid")
+
+    def crash(source: object, destination: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError, match="disk full"):
+        save_reconstruction_grid(torch.zeros(1, 1, 4, 4), torch.zeros(1, 1, 4, 4), target, value_range=(0.0, 1.0))
+
+    assert target.read_bytes() == b"previous grid"
+    assert [p.name for p in tmp_path.iterdir()] == ["grid.png"]
