@@ -14,13 +14,11 @@ missing field raises :class:`~leakage.errors.ConfigError` naming it, e.g.
 from __future__ import annotations
 
 import base64
-import contextlib
 import html
 import json
 import math
 import numbers
 import os
-import uuid
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -32,6 +30,7 @@ from matplotlib import colormaps
 from matplotlib.colors import to_hex
 
 from leakage.errors import ConfigError
+from leakage.files import write_atomically
 from leakage.report.figures import (
     RocCurve,
     leakage_versus_clients_png,
@@ -210,9 +209,9 @@ def render_html_report(report: Mapping[str, Any]) -> str:
 def write_html_report(report: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
     """Render ``report`` (see :func:`render_html_report`) and write it to ``path`` atomically; return the path.
 
-    The page is rendered in memory first, then written to a temporary file beside
-    ``path`` and moved over it, so a failed render or a crash never leaves a partial
-    report and an existing file stays intact. Missing parent folders are created.
+    The page is rendered in memory first, then written with
+    :func:`~leakage.files.write_atomically`, so a failed render or a crash never leaves
+    a partial report and an existing file stays intact. Missing parent folders are created.
 
     >>> import tempfile, pathlib
     >>> with tempfile.TemporaryDirectory() as folder:
@@ -220,22 +219,7 @@ def write_html_report(report: Mapping[str, Any], path: str | os.PathLike[str]) -
     ...     written.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
     True
     """
-    page = render_html_report(report)
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # A fresh name in the same folder: os.replace is atomic only within one file system.
-    temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(temporary, "x", encoding="utf-8", newline="\n") as stream:
-            stream.write(page)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
-    return target
+    return write_atomically(path, render_html_report(report))
 
 
 def _check_schema_version(report: Mapping[str, Any]) -> _Fields:
