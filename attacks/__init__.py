@@ -12,8 +12,9 @@ Attacks on an observer's history of views (``create_attack(name).run(views, know
 model's change), ``disaggregation`` (a server splits secure aggregates into individual
 updates across rounds of varying participation), ``property_inference`` (Melis et al.
 2019: a classifier trained on shadow updates tells whether the target's data has a
-property), ``binary_logreg`` (Li et al. 2019: a client's 0/1 training records from the
-sufficient statistics of the Taylor-approximated logistic loss).
+property), ``binary_records`` (Li et al. 2019: a client's 0/1 training records from the
+sufficient statistics of the Taylor-approximated logistic loss; its steps are public in
+:mod:`attacks.binary_records`).
 """
 
 from attacks.analytic import AnalyticInversion
@@ -27,20 +28,7 @@ from attacks.base import (
     ObservationKind,
     create_attack,
 )
-from attacks.binary_logreg import BinaryRecordAttack, effective_pairs
-from attacks.binary_records import (
-    RecordRecovery,
-    RecordSearch,
-    RecoveryStatus,
-    SampleCount,
-    StatisticsFit,
-    fit_statistics,
-    infer_num_samples,
-    minimum_rounds,
-    record_gram,
-    recover_records,
-    search_records,
-)
+from attacks.binary_records import BinaryRecordsAttack, BinaryRecordsResult
 from attacks.disaggregation import (
     Disaggregation,
     DisaggregationAttack,
@@ -87,7 +75,8 @@ __all__ = [
     "Attack",
     "AttackBase",
     "AttackResult",
-    "BinaryRecordAttack",
+    "BinaryRecordsAttack",
+    "BinaryRecordsResult",
     "DLGAttack",
     "Disaggregation",
     "DisaggregationAttack",
@@ -104,33 +93,21 @@ __all__ = [
     "PropertyClassifier",
     "PropertyInferenceAttack",
     "PropertyInferenceResult",
-    "RecordRecovery",
-    "RecordSearch",
     "RecoveredUpdate",
-    "RecoveryStatus",
     "RoundDifferenceAttack",
-    "SampleCount",
     "ScoreCombination",
     "ShadowUpdates",
-    "StatisticsFit",
     "UpdateEstimate",
     "combine_round_scores",
     "cosine_distance",
     "create_attack",
     "disaggregate",
-    "effective_pairs",
-    "fit_statistics",
     "group_by_round",
-    "infer_num_samples",
     "l2_distance",
     "make_upload_function",
-    "minimum_rounds",
     "observed_target",
     "own_weight",
-    "record_gram",
     "recover_labels",
-    "recover_records",
-    "search_records",
     "shadow_updates",
     "target_observations",
     "total_variation",

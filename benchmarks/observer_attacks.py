@@ -10,7 +10,7 @@ Sections (each module's docstring says exactly what it measures):
   aggregates versus the number of rounds (Lam et al. 2021).
 - ``property_inference`` (``observer_property_inference.py``): AUC on Adult for N in
   {2, 4, 8, 16, 30} in the paper's population and a realistic one (Melis et al. 2019).
-- ``binary_logreg`` (``observer_binary_logreg.py``): rounds needed, exact-record recovery
+- ``binary_records`` (``observer_binary_records.py``): rounds needed, exact-record recovery
   rate and solve seconds for d in {8, 16, 32}, n in {1, ..., 50} (Li et al. 2019).
 
 Every figure comes from a run made by this script; ``seconds`` says how long each
@@ -32,7 +32,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import observer_binary_logreg
+import observer_binary_records
 import observer_disaggregation
 import observer_property_inference
 import observer_round_difference
@@ -41,7 +41,7 @@ SECTIONS = {
     "round_difference": observer_round_difference.measure,
     "disaggregation": observer_disaggregation.measure,
     "property_inference": observer_property_inference.measure,
-    "binary_logreg": observer_binary_logreg.measure,
+    "binary_records": observer_binary_records.measure,
 }
 
 

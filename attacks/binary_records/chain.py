@@ -1,4 +1,4 @@
-"""Exact recovery of binary training records from Taylor-logistic gradients.
+"""The ``binary_records`` chain: from per-round gradients to a client's 0/1 records, or a verdict.
 
 Li, Huang, Chen, Hong, "Quantification of the Leakage in Federated Learning"
 (FL-NeurIPS 2019 workshop, arXiv:1910.05467): logistic regression trained with the
@@ -13,10 +13,14 @@ has the gradient, for a client holding ``n`` records,
 linear in the client's sufficient statistics ``(A, v)``. Every round in which an
 observer sees the gradient at a known model ``w~`` gives ``d + 1`` linear equations;
 enough rounds with different models determine ``(A, v)`` by least squares
-(:func:`fit_statistics`). For 0/1 inputs ``n A`` and ``n v`` are integers, which
-reveals ``n`` (:func:`infer_num_samples`) and the integer Gram matrix of the records
-``[X, t, 1]`` (:func:`record_gram`), and the Gram matrix often determines the records
-themselves (:func:`search_records`). :func:`recover_records` chains the three steps.
+(:func:`~attacks.binary_records.statistics.fit_statistics`). For 0/1 inputs ``n A`` and
+``n v`` are integers, which reveals ``n``
+(:func:`~attacks.binary_records.statistics.infer_num_samples`) and the integer Gram
+matrix of the records ``[X, t, 1]``
+(:func:`~attacks.binary_records.statistics.record_gram`), and the Gram matrix often
+determines the records themselves
+(:func:`~attacks.binary_records.search.search_records`). :func:`recover_records` chains
+the three steps and returns a :class:`BinaryRecordsResult`.
 """
 
 from __future__ import annotations
@@ -25,35 +29,30 @@ import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import torch
 from torch import Tensor
 
-RecoveryStatus = Literal["recovered", "not_unique", "undetermined", "ill_conditioned"]
-
-#: registry name of the attack whose results :func:`recover_records` produces.
-ATTACK_NAME = "binary_logreg"
-from attacks.binary_search import RecordSearch, search_records
-from attacks.binary_statistics import (
+from attacks.binary_records.search import search_records
+from attacks.binary_records.statistics import (
     SampleCount,
-    StatisticsFit,
     fit_statistics,
     infer_num_samples,
     minimum_rounds,
     record_gram,
 )
 
-__all__ = ["RecordRecovery", "RecordSearch", "RecoveryStatus", "SampleCount", "StatisticsFit", "fit_statistics", "infer_num_samples", "minimum_rounds", "record_gram", "recover_records", "search_records"]
+__all__ = ["ATTACK_NAME", "BinaryRecordsResult", "BinaryRecordsStatus", "recover_records"]
 
-# ----------------------------------------------------------------------------------
-# The whole chain
-# ----------------------------------------------------------------------------------
+#: registry name of the attack; :func:`recover_records` stamps it on its results.
+ATTACK_NAME: Final = "binary_records"
 
+BinaryRecordsStatus = Literal["recovered", "not_unique", "undetermined", "ill_conditioned"]
 
 @dataclass(frozen=True)
-class RecordRecovery:
-    """What the binary-record attack recovered about one client's training records.
+class BinaryRecordsResult:
+    """What ``binary_records`` recovered about one client's training records.
 
     Attributes:
         attack: the attack's registry name.
@@ -75,7 +74,7 @@ class RecordRecovery:
     """
 
     attack: str
-    status: RecoveryStatus
+    status: BinaryRecordsStatus
     features: Tensor | None
     labels: Tensor | None
     num_samples: int | None
@@ -122,7 +121,7 @@ def recover_records(
     max_uncertainty: float = 0.1,
     max_nodes: int = 3_000,
     assumptions: Sequence[str] = (),
-) -> RecordRecovery:
+) -> BinaryRecordsResult:
     """Recover a client's 0/1 records from its Taylor-logistic gradients over several rounds.
 
     Chains :func:`fit_statistics`, :func:`infer_num_samples`, :func:`record_gram` and
@@ -163,8 +162,10 @@ def recover_records(
         "minimum_rounds": float(minimum_rounds(d)),
     }
 
-    def verdict(status: RecoveryStatus, reason: str, count: SampleCount | None, **extra: float) -> RecordRecovery:
-        return RecordRecovery(
+    def verdict(
+        status: BinaryRecordsStatus, reason: str, count: SampleCount | None, **extra: float
+    ) -> BinaryRecordsResult:
+        return BinaryRecordsResult(
             attack=ATTACK_NAME,
             status=status,
             features=None,
@@ -234,7 +235,7 @@ def recover_records(
     }
     if search.is_unique:
         records = search.solutions[0]
-        recovered = RecordRecovery(
+        recovered = BinaryRecordsResult(
             attack=ATTACK_NAME,
             status="recovered",
             features=records[:, :d].to(torch.float32),

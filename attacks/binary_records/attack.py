@@ -1,4 +1,4 @@
-"""``binary_logreg``: recover a client's 0/1 training records from its logistic-regression uploads.
+"""The registered ``binary_records`` attack: a client's 0/1 records from an observer's views of its uploads.
 
 Li, Huang, Chen, Hong, "Quantification of the Leakage in Federated Learning"
 (FL-NeurIPS 2019 workshop, arXiv:1910.05467). Clients train the two-output ``logreg``
@@ -16,7 +16,7 @@ An observer that sees the target's upload in several rounds (the server or an
 eavesdropper under ``plain``; a participant of a two-client ``secagg`` or ``he``
 deployment through :func:`attacks.round_difference.target_observations`) fits ``(A, v)``
 exactly and, for 0/1 inputs, recovers the target's records
-(:func:`attacks.binary_records.recover_records`). The target must train on the same
+(:func:`attacks.binary_records.chain.recover_records`). The target must train on the same
 records every round (FedSGD with ``batch_size`` at least its data size).
 """
 
@@ -29,7 +29,11 @@ import torch
 from torch import Tensor
 
 from attacks.base import ATTACKS, Knowledge
-from attacks.binary_records import RecordRecovery, recover_records
+from attacks.binary_records.chain import (
+    ATTACK_NAME,
+    BinaryRecordsResult,
+    recover_records,
+)
 from attacks.history import HistoryAttack, group_by_round
 from attacks.round_difference import own_weight, target_observations
 from leakage.checks import require_int, require_positive_float
@@ -37,7 +41,7 @@ from leakage.errors import ConfigError, ThreatModelError
 from leakage.models import ParameterLayout
 from leakage.views import PublicValue, RoundView, parse_client_observer
 
-__all__ = ["BinaryRecordAttack", "effective_pairs"]
+__all__ = ["BinaryRecordsAttack", "effective_pairs"]
 
 
 def effective_pairs(
@@ -73,19 +77,19 @@ def effective_pairs(
 
 def _logreg_names(layout: ParameterLayout) -> tuple[str, str]:
     """Names of the ``[2, d]`` weight and ``[2]`` bias of a two-output logistic regression."""
-    shapes = dict(zip(layout.names, layout.shapes))
+    shapes = dict(zip(layout.names, layout.shapes, strict=True))
     weights = [name for name, shape in shapes.items() if len(shape) == 2 and shape[0] == 2]
     biases = [name for name, shape in shapes.items() if shape == (2,)]
     if len(shapes) != 2 or len(weights) != 1 or len(biases) != 1:
         raise ThreatModelError(
-            f"binary_logreg needs a two-output logistic regression (a [2, d] weight and a [2] bias), "
+            f"{ATTACK_NAME} needs a two-output logistic regression (a [2, d] weight and a [2] bias), "
             f"got parameters {dict(shapes)}"
         )
     return weights[0], biases[0]
 
 
-@ATTACKS.register("binary_logreg")
-class BinaryRecordAttack(HistoryAttack[RecordRecovery]):
+@ATTACKS.register(ATTACK_NAME)
+class BinaryRecordsAttack(HistoryAttack[BinaryRecordsResult]):
     """Recover the target's 0/1 records from its Taylor-logistic FedSGD uploads over rounds.
 
     Every round that reveals the target's upload gives ``d + 1`` linear equations in
@@ -118,12 +122,12 @@ class BinaryRecordAttack(HistoryAttack[RecordRecovery]):
     >>> transcript = simulate(dataset="binary_features", dataset_options={"n_features": 4, "n_samples": 100},
     ...                       model="logreg", loss="taylor_logistic", algorithm="fedsgd", partition="target",
     ...                       partition_options={"target_size": 2}, batch_size=8, n_clients=5, rounds=6)
-    >>> found = BinaryRecordAttack(client=0).run(transcript.views_of("server"))
+    >>> found = BinaryRecordsAttack(client=0).run(transcript.views_of("server"))
     >>> found.status, found.num_samples
     ('recovered', 2)
     """
 
-    name = "binary_logreg"
+    name = ATTACK_NAME
     observer = (
         "any observer of the target's FedSGD uploads over several rounds: the server or an eavesdropper "
         "under plain aggregation, or a participant (coalition) isolating them by round difference"
@@ -158,7 +162,7 @@ class BinaryRecordAttack(HistoryAttack[RecordRecovery]):
         *,
         generator: torch.Generator,
         show_progress: bool,
-    ) -> RecordRecovery:
+    ) -> BinaryRecordsResult:
         observations = target_observations(history, self.client, knowledge)
         publics = {view.round_index: view.public for view in history}
         assumptions = [
@@ -232,7 +236,7 @@ def _fedsgd_lr(public: Mapping[str, PublicValue], knowledge: Knowledge | None, r
     algorithm = public.get("algorithm", None if knowledge is None else knowledge.algorithm)
     if algorithm != "fedsgd" or public.get("local_epochs", 1) != 1:
         raise ThreatModelError(
-            f"round {round_index}: binary_logreg needs FedSGD uploads (one gradient step), got algorithm {algorithm!r}"
+            f"round {round_index}: {ATTACK_NAME} needs FedSGD uploads (one gradient step), got algorithm {algorithm!r}"
         )
     lr = public.get("lr", None if knowledge is None else knowledge.lr)
     if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not lr > 0:

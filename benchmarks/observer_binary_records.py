@@ -1,11 +1,11 @@
-"""Exact recovery of a client's 0/1 records from its Taylor-logistic uploads (``binary_logreg``).
+"""Exact recovery of a client's 0/1 records from its Taylor-logistic uploads (``binary_records``).
 
 Li, Huang, Chen, Hong, "Quantification of the Leakage in Federated Learning" (2019).
 Every case simulates a ``plain`` FedSGD deployment of the ``logreg`` model with the
 Taylor logistic loss on ``binary_features`` (2,000 samples, ``d`` features): client 0
 holds exactly ``n`` records and, with ``batch_size = 50 >= n``, uses all of them every
 round, while the 9 other clients draw random batches of 50, so the global model moves
-in varying directions. The server's view of every round goes to ``binary_logreg``.
+in varying directions. The server's view of every round goes to ``binary_records``.
 
 Prints one JSON object (``measure()``):
 
@@ -24,7 +24,7 @@ Prints one JSON object (``measure()``):
   descent): the models move along a Krylov sequence, the fit is ill-conditioned and
   the attack says so instead of returning records.
 
-Usage: OMP_NUM_THREADS=1 python benchmarks/observer_binary_logreg.py [--quick]
+Usage: OMP_NUM_THREADS=1 python benchmarks/observer_binary_records.py [--quick]
 """
 
 from __future__ import annotations
@@ -40,8 +40,13 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import torch
 
-from attacks import fit_statistics, minimum_rounds, record_gram
-from attacks.binary_logreg import BinaryRecordAttack, effective_pairs
+from attacks.binary_records import (
+    BinaryRecordsAttack,
+    effective_pairs,
+    fit_statistics,
+    minimum_rounds,
+    record_gram,
+)
 from attacks.round_difference import target_observations
 from leakage import load_dataset, simulate
 from leakage.transcript import Transcript
@@ -120,7 +125,7 @@ def _case(features: int, size: int, seed: int, max_nodes: int) -> dict[str, Any]
     rounds = minimum_rounds(features) + 8
     transcript = _simulate(features, size, rounds, seed)
     truth = _true_records(transcript, features, seed)
-    attack = BinaryRecordAttack(client=0, max_nodes=max_nodes)
+    attack = BinaryRecordsAttack(client=0, max_nodes=max_nodes)
     result = attack.run(transcript.views_of("server"))
     found = None
     if result.features is not None and result.labels is not None:
@@ -149,7 +154,7 @@ def _case(features: int, size: int, seed: int, max_nodes: int) -> dict[str, Any]
 def _full_batch(features: int, size: int, seed: int) -> dict[str, Any]:
     rounds = 2 * (features + 1)
     transcript = _simulate(features, size, rounds, seed, full_batch=True)
-    result = BinaryRecordAttack(client=0).run(transcript.views_of("server"))
+    result = BinaryRecordsAttack(client=0).run(transcript.views_of("server"))
     return {
         "d": features,
         "n": size,

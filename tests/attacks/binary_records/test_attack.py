@@ -1,13 +1,17 @@
-"""``binary_logreg`` on simulated deployments: what each observer recovers of a client's records."""
+"""``binary_records`` on simulated deployments: what each observer recovers of a client's records."""
 
 from collections import Counter
 
 import pytest
 import torch
 
-from attacks import RecordRecovery, minimum_rounds
-from attacks.base import ATTACKS, Knowledge
-from attacks.binary_logreg import BinaryRecordAttack, effective_pairs
+from attacks import ATTACKS, Knowledge
+from attacks.binary_records import (
+    BinaryRecordsAttack,
+    BinaryRecordsResult,
+    effective_pairs,
+    minimum_rounds,
+)
 from leakage import create_model, load_dataset, simulate
 from leakage.errors import ConfigError, ThreatModelError
 from leakage.transcript import Transcript
@@ -50,7 +54,7 @@ def _true_records(transcript: Transcript) -> Counter[tuple[int, ...]]:
     return Counter(tuple(row) for row in rows.tolist())
 
 
-def _found_records(result: RecordRecovery) -> Counter[tuple[int, ...]]:
+def _found_records(result: BinaryRecordsResult) -> Counter[tuple[int, ...]]:
     assert result.features is not None and result.labels is not None
     rows = torch.cat([result.features, result.labels[:, None].float()], dim=1).long()
     return Counter(tuple(row) for row in rows.tolist())
@@ -64,7 +68,7 @@ def _knowledge(**facts: object) -> Knowledge:
 def test_the_server_recovers_a_single_record_exactly() -> None:
     transcript = _deployment(1)
 
-    result = BinaryRecordAttack(client=0).run(transcript.views_of("server"))
+    result = BinaryRecordsAttack(client=0).run(transcript.views_of("server"))
 
     assert result.status == "recovered" and result.num_samples == 1
     assert _found_records(result) == _true_records(transcript)
@@ -73,7 +77,7 @@ def test_the_server_recovers_a_single_record_exactly() -> None:
 def test_the_server_recovers_every_record_of_a_client_with_several() -> None:
     transcript = _deployment(5, seed=1)
 
-    result = BinaryRecordAttack(client=0).run(transcript.views_of("server"), _knowledge())
+    result = BinaryRecordsAttack(client=0).run(transcript.views_of("server"), _knowledge())
 
     assert result.status == "recovered" and result.num_samples == 5  # the disclosed weight
     assert _found_records(result) == _true_records(transcript)
@@ -84,7 +88,7 @@ def test_the_server_recovers_every_record_of_a_client_with_several() -> None:
 def test_a_peer_recovers_the_other_clients_records_under_homomorphic_aggregation() -> None:
     transcript = _deployment(3, scheme="he", clients=2)
 
-    result = BinaryRecordAttack(client=0).run(transcript.views_of("client:1"))
+    result = BinaryRecordsAttack(client=0).run(transcript.views_of("client:1"))
 
     assert result.status == "recovered" and result.num_samples == 3  # total weight minus its own
     assert _found_records(result) == _true_records(transcript)
@@ -94,7 +98,7 @@ def test_a_peer_recovers_the_other_clients_records_under_homomorphic_aggregation
 def test_a_peer_recovers_the_other_clients_records_under_secure_aggregation() -> None:
     transcript = _deployment(3, scheme="secagg", clients=2)
 
-    result = BinaryRecordAttack(client=0).run(transcript.views_of("client:1"), _knowledge(client_weights={0: 3.0}))
+    result = BinaryRecordsAttack(client=0).run(transcript.views_of("client:1"), _knowledge(client_weights={0: 3.0}))
 
     assert result.status == "recovered"
     assert _found_records(result) == _true_records(transcript)
@@ -103,16 +107,16 @@ def test_a_peer_recovers_the_other_clients_records_under_secure_aggregation() ->
 def test_a_wrongly_assumed_weight_is_detected_instead_of_returning_garbage() -> None:
     transcript = _deployment(3, scheme="secagg", clients=2)  # the peer assumes a full batch of 16
 
-    result = BinaryRecordAttack(client=0).run(transcript.views_of("client:1"))
+    result = BinaryRecordsAttack(client=0).run(transcript.views_of("client:1"))
 
     assert result.status == "ill_conditioned" and result.features is None
 
 
 def test_full_batch_training_is_detected_as_ill_conditioned() -> None:
     transcript = _deployment(3, features=16, batch_size=None, rounds=2 * 17)  # plain gradient descent
-    lenient = BinaryRecordAttack(client=0, max_condition=1e30, max_uncertainty=1e30)
+    lenient = BinaryRecordsAttack(client=0, max_condition=1e30, max_uncertainty=1e30)
 
-    result = BinaryRecordAttack(client=0).run(transcript.views_of("server"))
+    result = BinaryRecordsAttack(client=0).run(transcript.views_of("server"))
     counts_only = lenient.run(transcript.views_of("server"))
 
     assert result.status == "ill_conditioned" and result.features is None and result.labels is None
@@ -123,7 +127,7 @@ def test_full_batch_training_is_detected_as_ill_conditioned() -> None:
 def test_too_few_rounds_are_reported_as_ill_conditioned() -> None:
     transcript = _deployment(2, rounds=minimum_rounds(FEATURES) - 1)
 
-    result = BinaryRecordAttack(client=0).run(transcript.views_of("server"))
+    result = BinaryRecordsAttack(client=0).run(transcript.views_of("server"))
 
     assert result.status == "ill_conditioned" and result.features is None
 
@@ -131,7 +135,7 @@ def test_too_few_rounds_are_reported_as_ill_conditioned() -> None:
 def test_a_wrong_declared_count_is_reported_not_forced() -> None:
     transcript = _deployment(3)
 
-    result = BinaryRecordAttack(client=0, num_samples=4).run(transcript.views_of("server"))
+    result = BinaryRecordsAttack(client=0, num_samples=4).run(transcript.views_of("server"))
 
     assert result.status == "ill_conditioned" and "n = 4" in result.reason
 
@@ -140,14 +144,14 @@ def test_the_server_under_secure_aggregation_with_many_clients_sees_no_upload() 
     transcript = _deployment(3, scheme="secagg", rounds=2)
 
     with pytest.raises(ThreatModelError, match="client 0"):
-        BinaryRecordAttack(client=0).run(transcript.views_of("server"))
+        BinaryRecordsAttack(client=0).run(transcript.views_of("server"))
 
 
 def test_fedavg_uploads_are_refused() -> None:
     transcript = _deployment(3, algorithm="fedavg", rounds=2)
 
     with pytest.raises(ThreatModelError, match="FedSGD"):
-        BinaryRecordAttack(client=0).run(transcript.views_of("server"))
+        BinaryRecordsAttack(client=0).run(transcript.views_of("server"))
 
 
 def test_a_model_that_is_not_a_two_output_logistic_regression_is_refused() -> None:
@@ -156,7 +160,7 @@ def test_a_model_that_is_not_a_two_output_logistic_regression_is_refused() -> No
     knowledge = Knowledge(model=mlp, input_shape=(FEATURES,), num_classes=2)
 
     with pytest.raises(ThreatModelError, match="logistic regression"):
-        BinaryRecordAttack(client=0).run(transcript.views_of("server"), knowledge)
+        BinaryRecordsAttack(client=0).run(transcript.views_of("server"), knowledge)
 
 
 @pytest.mark.parametrize(
@@ -175,7 +179,7 @@ def test_a_model_that_is_not_a_two_output_logistic_regression_is_refused() -> No
 )
 def test_bad_options_are_refused_by_name(option: str, value: object) -> None:
     with pytest.raises(ConfigError, match=option):
-        BinaryRecordAttack(**{option: value})  # type: ignore[arg-type]
+        BinaryRecordsAttack(**{option: value})  # type: ignore[arg-type]
 
 
 def test_the_attack_is_registered_and_deterministic() -> None:
@@ -183,15 +187,15 @@ def test_the_attack_is_registered_and_deterministic() -> None:
     views = transcript.views_of("server")
     before = [view.params_before.clone() for view in views if view.params_before is not None]
 
-    first = ATTACKS.create("binary_logreg", client=0).run(views)
-    second = ATTACKS.create("binary_logreg", client=0).run(views)
+    first = ATTACKS.create("binary_records", client=0).run(views)
+    second = ATTACKS.create("binary_records", client=0).run(views)
 
-    assert ATTACKS.get("binary_logreg") is BinaryRecordAttack
+    assert ATTACKS.get("binary_records") is BinaryRecordsAttack
     timings = ("seconds", "search_seconds")
     assert {k: v for k, v in first.to_dict().items() if k not in timings} == {
         k: v for k, v in second.to_dict().items() if k not in timings
     }
-    assert all(torch.equal(view.params_before, old) for view, old in zip(views, before))
+    assert all(torch.equal(view.params_before, old) for view, old in zip(views, before, strict=False))
 
 
 def test_effective_pairs_match_the_autograd_gradient_of_the_taylor_loss() -> None:

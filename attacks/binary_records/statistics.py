@@ -1,7 +1,15 @@
-"""Step 1 and 2 of the binary-record attack: sufficient statistics from rounds, then the integer Gram.
+"""Steps 1 and 2 of ``binary_records``: a client's sufficient statistics from rounds, then its record counts.
 
 Li, Huang, Chen, Hong, "Quantification of the Leakage in Federated Learning" (FL-NeurIPS
-2019 workshop, arXiv 1910.05467); see :mod:`attacks.binary_records` for the whole chain.
+2019 workshop, arXiv:1910.05467). The Taylor-logistic gradient of a client holding ``n``
+0/1 records is linear in its statistics,
+
+    ``g(w~) = -v / 2 + A w~ / 4``,  ``A = (1/n) sum x~ x~^T``,  ``v = (1/n) sum y x~``,
+
+so enough rounds fit ``(A, v)`` by least squares (:func:`fit_statistics`); ``n A`` and
+``n v`` are integers, which gives ``n`` (:func:`infer_num_samples`) and the integer Gram
+matrix of the records (:func:`record_gram`). :mod:`attacks.binary_records.chain` runs
+the whole attack.
 """
 
 from __future__ import annotations
@@ -14,13 +22,12 @@ import torch
 from numpy.typing import NDArray
 from torch import Tensor
 
+__all__ = ["SampleCount", "StatisticsFit", "fit_statistics", "infer_num_samples", "minimum_rounds", "record_gram"]
+
 IntArray = NDArray[np.int64]
 FloatArray = NDArray[np.float64]
 
-#: registry name of the attack whose results :func:`recover_records` produces.
 _FLOAT32_EPS = 2.0**-24  # relative rounding of the float32 uploads
-
-__all__ = ["SampleCount", "StatisticsFit", "fit_statistics", "infer_num_samples", "minimum_rounds", "record_gram"]
 
 # ----------------------------------------------------------------------------------
 # Step 1: sufficient statistics from (model, gradient) pairs

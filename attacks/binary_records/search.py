@@ -1,8 +1,11 @@
-"""Step 3 of the binary-record attack: every multiset of 0/1 records with a given Gram matrix.
+"""Step 3 of ``binary_records``: every multiset of 0/1 records with a given Gram matrix.
 
-Candidate rows by a leverage bound, a certified linear solve when they are independent,
-otherwise an exact column search that enumerates each multiset once; see
-:mod:`attacks.binary_records` for the whole chain.
+Li, Huang, Chen, Hong, "Quantification of the Leakage in Federated Learning" (FL-NeurIPS
+2019 workshop, arXiv:1910.05467). For records ``M`` (``n`` rows of ``p`` 0/1 columns:
+features, then the label) the statistics give ``G = [M, 1]^T [M, 1]``; this module lists
+the ``M`` with that ``G``: candidate rows by a leverage bound, a certified linear solve
+when they are independent, otherwise an exact column search that enumerates each
+multiset once. :mod:`attacks.binary_records.chain` runs the whole attack.
 """
 
 from __future__ import annotations
@@ -18,16 +21,15 @@ import torch
 from numpy.typing import NDArray
 from torch import Tensor
 
+__all__ = ["RecordSearch", "search_records"]
+
 IntArray = NDArray[np.int64]
 FloatArray = NDArray[np.float64]
 
-#: registry name of the attack whose results :func:`recover_records` produces.
 _PRIME = 2_147_483_647  # 2^31 - 1: products of two residues fit in int64
 _LEVERAGE_SLACK = 1e-6  # float slack on the leverage bound (true rows meet it exactly)
 _DEPENDENT_SLACK = 1e-5  # a determined coordinate must come out 0 or 1 within this
 _FILTER_ROWS = 60_000  # candidate rows the column search tracks per block at most
-
-__all__ = ["RecordSearch", "search_records"]
 
 # ----------------------------------------------------------------------------------
 # Step 3: the multiset of binary records with a given Gram matrix
@@ -114,7 +116,7 @@ def search_records(
 
     Args:
         gram: ``[p+1, p+1]`` integer Gram matrix of ``[M, 1]`` (ones column last, so
-            ``gram[-1, -1] = n``), e.g. from :func:`record_gram` with ``p = d + 1``.
+            ``gram[-1, -1] = n``), e.g. from :func:`attacks.binary_records.record_gram` with ``p = d + 1``.
         max_solutions: stop after this many distinct multisets (2 decides uniqueness).
         max_nodes: the search's node budget.
         max_frontier: give up the candidate filter when a prefix level holds more
@@ -677,7 +679,7 @@ class _Choices:
         """Return every vector, ``[count, B]``."""
         paths = np.zeros((1, 0), dtype=np.int64)
         state = np.zeros(1, dtype=np.int64)
-        for offsets, values, children in zip(self.offsets, self.values, self.children):
+        for offsets, values, children in zip(self.offsets, self.values, self.children, strict=True):
             begin, end = offsets[state], offsets[state + 1]
             width = end - begin
             parent = np.repeat(np.arange(state.size), width)
