@@ -1,10 +1,26 @@
-"""What one observer really saw in one round, and the names of the observers."""
+"""What one observer really saw in one round, and the names it is filed under.
+
+The names are a declared vocabulary, so that every scheme files the same thing under
+the same key and an attack can rely on it:
+
+- observers: ``"server"``, ``"eavesdropper"``, ``"public"`` and ``"client:<id>"``;
+- ``RoundView.own``: the keys of :data:`OWN_KEYS`;
+- ``RoundView.received``: the patterns of :data:`RECEIVED_KEYS` (``"aggregate"``,
+  ``"update:client:<id>"``, ``"share:client:<id>->client:<id>"``...), built with
+  :func:`upload_key`, :func:`sender_key` and :func:`share_key`, read back with
+  :func:`parse_received_key`;
+- ``RoundView.public``: the keys of :data:`PUBLIC_KEYS`.
+
+A view with any other key is rejected when it is built: a scheme that shows something
+new declares its name here first, with what the value is and who gets it.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Literal, get_args
 
 import torch
 from torch import Tensor
@@ -13,14 +29,28 @@ from leakage.errors import ThreatModelError
 
 __all__ = [
     "EAVESDROPPER",
+    "OWN_KEYS",
     "PUBLIC",
+    "PUBLIC_KEYS",
+    "RECEIVED_KEYS",
     "SERVER",
     "Message",
+    "OwnKey",
+    "PublicKey",
     "PublicValue",
+    "ReceivedKey",
+    "ReceivedKind",
     "RoundView",
+    "SenderKind",
+    "check_view_keys",
     "client_observer",
     "parse_client_observer",
+    "parse_received_key",
+    "parse_upload_key",
     "released_model_view",
+    "sender_key",
+    "share_key",
+    "upload_key",
 ]
 
 SERVER = "server"
@@ -55,6 +85,297 @@ def parse_client_observer(observer: str) -> int:
     return int(number)
 
 
+# -- what an observer holds itself: RoundView.own ------------------------------------
+
+OwnKey = Literal["update", "sent", "data_indices", "clipped_values", "model_share"]
+
+OWN_KEYS: Mapping[OwnKey, str] = MappingProxyType[OwnKey, str](
+    {
+        "update": "the participant's true local update, local minus global model, [P]; "
+        "client:<id> under every scheme that opens updates (all but mpc)",
+        "sent": "the vector the participant handed to the protocol after its own clipping, compression or "
+        "noise, [P]; client:<id> under dp and under compositions with client mechanisms",
+        "data_indices": "dataset indices of the samples the participant holds, int64 [n]; "
+        "client:<id> under every scheme",
+        "clipped_values": "how many coordinates the fixed-point encoding clipped, int 0-dim; "
+        "client:<id> under secagg and secagg+",
+        "model_share": "the model share kept by the computing party the server runs, ring words as int64 [P']; "
+        "server under mpc with the secureml backend",
+    }
+)
+"""Every key of ``RoundView.own``: what the value is, and which observers get it."""
+
+# -- what arrived: RoundView.received -------------------------------------------------
+
+SenderKind = Literal["update", "ciphertext", "keys", "masked", "unmask"]
+"""Messages filed per sender, as ``"<kind>:client:<id>"`` (see :func:`sender_key`)."""
+ReceivedKind = Literal["aggregate", "public_context", "share", SenderKind]
+_SENDER_KINDS: tuple[str, ...] = get_args(SenderKind)
+_SINGLE_KINDS: tuple[str, ...] = ("aggregate", "public_context")
+
+RECEIVED_KEYS: Mapping[str, str] = MappingProxyType(
+    {
+        "aggregate": "the aggregate of the arriving uploads: the decoded update, [P] (server under secagg "
+        "and secagg+), or the summed ciphertext, bytes (server, eavesdropper and arriving clients under he)",
+        "public_context": "the CKKS public context (parameters and public key), bytes; server and eavesdropper "
+        "under he",
+        "update:client:<id>": "a client's upload in the clear, [P] (clipped under dp, transformed under client "
+        "mechanisms); server and eavesdropper under plain and dp",
+        "ciphertext:client:<id>": "a client's encrypted upload [n u, n], bytes; server and eavesdropper under he",
+        "keys:client:<id>": "a client's advertised public keys, bytes; server, eavesdropper and every client "
+        "under secagg and secagg+",
+        "masked:client:<id>": "a client's masked input, raw ring words, bytes; server and eavesdropper under "
+        "secagg and secagg+",
+        "unmask:client:<id>": "a client's answer to the unmasking request (revealed shares), bytes; server and "
+        "eavesdropper under secagg and secagg+",
+        "share:client:<id>->client:<id>": "an encrypted secret share from its sender to its recipient, bytes; "
+        "server, eavesdropper and the recipient under secagg and secagg+",
+    }
+)
+"""Every pattern of ``RoundView.received`` keys (``<id>`` a client id): the value, and who gets it."""
+
+
+@dataclass(frozen=True)
+class ReceivedKey:
+    """A ``received`` key taken apart: what the message is, and between whom it went.
+
+    Attributes:
+        kind: ``"aggregate"``, ``"public_context"``, ``"share"`` or a :data:`SenderKind`.
+        sender: the sending client (``None`` for ``aggregate`` and ``public_context``).
+        recipient: the receiving client of a ``share`` (``None`` otherwise).
+    """
+
+    kind: ReceivedKind
+    sender: int | None = None
+    recipient: int | None = None
+
+    def __str__(self) -> str:
+        if self.sender is None:
+            return self.kind
+        if self.recipient is None:
+            return f"{self.kind}:{client_observer(self.sender)}"
+        return share_key(self.sender, self.recipient)
+
+
+def sender_key(kind: SenderKind, client_id: int) -> str:
+    """Return the ``received`` key of client ``client_id``'s message of ``kind``.
+
+    >>> sender_key("masked", 3)
+    'masked:client:3'
+    """
+    if kind not in _SENDER_KINDS:
+        raise ValueError(f"kind must be one of {', '.join(_SENDER_KINDS)}, got {kind!r}")
+    return f"{kind}:{client_observer(client_id)}"
+
+
+def upload_key(client_id: int) -> str:
+    """Return the ``received`` key of client ``client_id``'s upload in the clear.
+
+    >>> upload_key(3)
+    'update:client:3'
+    """
+    return sender_key("update", client_id)
+
+
+def share_key(sender: int, recipient: int) -> str:
+    """Return the ``received`` key of the encrypted share ``sender`` sent ``recipient``.
+
+    >>> share_key(1, 4)
+    'share:client:1->client:4'
+    """
+    return f"share:{client_observer(sender)}->{client_observer(recipient)}"
+
+
+def parse_received_key(key: str) -> ReceivedKey:
+    """Return what the ``received`` key ``key`` names.
+
+    Raises:
+        ValueError: ``key`` matches no pattern of :data:`RECEIVED_KEYS` (the message lists them).
+
+    >>> parse_received_key("share:client:1->client:4")
+    ReceivedKey(kind='share', sender=1, recipient=4)
+    >>> parse_received_key("aggregate")
+    ReceivedKey(kind='aggregate', sender=None, recipient=None)
+    """
+    if key in _SINGLE_KINDS:
+        return ReceivedKey(key)  # type: ignore[arg-type]  # checked against the literal's values
+    kind, _, rest = key.partition(":")
+    try:
+        if kind in _SENDER_KINDS:
+            return ReceivedKey(kind, parse_client_observer(rest))  # type: ignore[arg-type]
+        if kind == "share":
+            sender, arrow, recipient = rest.partition("->")
+            if arrow:
+                return ReceivedKey("share", parse_client_observer(sender), parse_client_observer(recipient))
+    except ValueError:
+        pass
+    raise ValueError(f"received key {key!r} matches no declared pattern; choose one of: {', '.join(RECEIVED_KEYS)}")
+
+
+def parse_upload_key(key: str) -> int:
+    """Return the client id of an upload key like ``"update:client:3"``.
+
+    Raises:
+        ValueError: ``key`` is not an upload key.
+
+    >>> parse_upload_key("update:client:3")
+    3
+    """
+    parsed = parse_received_key(key)
+    if parsed.kind != "update" or parsed.sender is None:
+        raise ValueError(f"upload key must look like 'update:client:<id>', got {key!r}")
+    return parsed.sender
+
+
+# -- what the observer was told: RoundView.public -------------------------------------
+
+PublicKey = Literal[
+    # the round, published by the simulator
+    "algorithm",
+    "lr",
+    "local_epochs",
+    "batch_size",
+    "server_lr",
+    "weighting",
+    "loss",
+    # aggregation
+    "weights",
+    "total_weight",
+    "expected_clients",
+    "aborted",
+    # differential privacy
+    "clip_norm",
+    "noise_multiplier",
+    "delta",
+    "accountant",
+    "epsilon",
+    "epsilon_vs_server",
+    "ldp_clip_norm",
+    "ldp_noise_multiplier",
+    "ldp_delta",
+    "ldp_accountant",
+    "ldp_epsilon",
+    "ddp_clip_norm",
+    "ddp_noise_multiplier",
+    "ddp_delta",
+    "ddp_accountant",
+    "ddp_min_summands",
+    "ddp_lattice_step",
+    "ddp_sensitivity",
+    # compression
+    "compression_method",
+    "compression_keep",
+    "compression_bits",
+    # secure aggregation
+    "ring_bits",
+    "clip_range",
+    "quantization_step",
+    "threshold",
+    "neighbours",
+    # homomorphic aggregation
+    "scheme",
+    "poly_modulus_degree",
+    "coeff_mod_bit_sizes",
+    "scale_bits",
+    # MPC
+    "mpc_backend",
+]
+
+_TOLD = "the server and the participants that finish the round"
+_DDP = "under ddp compositions"
+PUBLIC_KEYS: Mapping[PublicKey, str] = MappingProxyType[PublicKey, str](
+    {
+        "algorithm": f'"fedsgd" or "fedavg"; {_TOLD} (every observer but the eavesdropper; all under mpc)',
+        "lr": f"the clients' learning rate; {_TOLD}",
+        "local_epochs": f"local epochs per round (FedAvg); {_TOLD}",
+        "batch_size": f"local batch size, None for the full local data; {_TOLD}",
+        "server_lr": f"the global step size on the aggregated update; {_TOLD}",
+        "weighting": f'the aggregation rule: "sample_count", "uniform" or "expected_clients"; {_TOLD}',
+        "loss": f"the local training loss; {_TOLD}",
+        "weights": 'the arriving clients\' aggregation weights, {"<id>": weight}; server and arriving clients '
+        "under plain",
+        "total_weight": "the summed weight of the arriving clients, as decoded; server under secagg and secagg+, "
+        "arriving clients under he",
+        "expected_clients": "the fixed denominator of the aggregate (clients per round); under dp",
+        "aborted": "why the round aborted (the model is unchanged); the round record only",
+        "clip_norm": "L2 clipping bound of central DP; under dp",
+        "noise_multiplier": "noise std over the clipping bound of central DP; under dp",
+        "delta": "the delta of the reported epsilon; under dp and ddp",
+        "accountant": 'the privacy accountant, "rdp" or "pld"; under dp',
+        "epsilon": "cumulative epsilon against observers of the released models after this round; under dp "
+        "and ddp",
+        "epsilon_vs_server": f"cumulative epsilon against the server, without sampling amplification; {_DDP}",
+        "ldp_clip_norm": "L2 clipping bound of local DP; under ldp compositions",
+        "ldp_noise_multiplier": "noise std over the clipping bound of local DP; under ldp compositions",
+        "ldp_delta": "the delta of ldp_epsilon; under ldp compositions",
+        "ldp_accountant": "the privacy accountant of local DP; under ldp compositions",
+        "ldp_epsilon": "cumulative local-DP epsilon of a client that reported every round; under ldp compositions",
+        "ddp_clip_norm": f"L2 clipping bound of distributed DP; {_DDP}",
+        "ddp_noise_multiplier": f"total noise std over the clipping bound of distributed DP; {_DDP}",
+        "ddp_delta": f"the delta of distributed DP; {_DDP}",
+        "ddp_accountant": f"the privacy accountant of distributed DP; {_DDP}",
+        "ddp_min_summands": f"the fewest clients in any released sum, over which the noise is split; {_DDP}",
+        "ddp_lattice_step": f"the grid step inputs are rounded to, None on reals; {_DDP}",
+        "ddp_sensitivity": f"the L2 bound on one client's contribution after rounding; {_DDP}",
+        "compression_method": 'the compression, "topk" or "quantize"; under compression compositions',
+        "compression_keep": "fraction of coordinates top-k keeps; under compression compositions",
+        "compression_bits": "bits per quantised coordinate; under compression compositions",
+        "ring_bits": "k of the ring Z_(2^k) the masked inputs live in; under secagg and secagg+",
+        "clip_range": "each coordinate is clipped to [-clip_range, clip_range]; under secagg and secagg+",
+        "quantization_step": "the fixed-point step of the encoding; under secagg and secagg+",
+        "threshold": "shares needed to rebuild a secret, the fewest clients that may remain; under secagg "
+        "and secagg+",
+        "neighbours": "how many peers each client masks with this round; under secagg and secagg+",
+        "scheme": "the scheme's name; under he",
+        "poly_modulus_degree": "CKKS ring dimension; under he",
+        "coeff_mod_bit_sizes": "bit sizes of the CKKS coefficient-modulus primes; under he",
+        "scale_bits": "CKKS scale 2**scale_bits; under he",
+        "mpc_backend": 'the backend that ran, "ideal" or "secureml"; under mpc',
+    }
+)
+"""Every key of ``RoundView.public``: what the value is, and which observers are told it."""
+
+
+def check_view_keys(
+    observer: str,
+    own: Mapping[str, object],
+    received: Mapping[str, object],
+    public: Mapping[str, object],
+) -> None:
+    """Check that every key of a view is declared in this module's vocabulary.
+
+    Raises:
+        ValueError: an ``own`` or ``public`` key is not declared, or a ``received`` key
+            matches no declared pattern; the message names the key and the choices.
+
+    >>> check_view_keys("client:0", {"update": None}, {}, {"learning_rate": 0.1})
+    Traceback (most recent call last):
+    ...
+    ValueError: public key 'learning_rate' of observer 'client:0' is not declared in leakage.views.PUBLIC_KEYS; \
+choose one of: aborted, accountant, algorithm, batch_size, clip_norm, clip_range, coeff_mod_bit_sizes, \
+compression_bits, compression_keep, compression_method, ddp_accountant, ddp_clip_norm, ddp_delta, \
+ddp_lattice_step, ddp_min_summands, ddp_noise_multiplier, ddp_sensitivity, delta, epsilon, epsilon_vs_server, \
+expected_clients, ldp_accountant, ldp_clip_norm, ldp_delta, ldp_epsilon, ldp_noise_multiplier, local_epochs, \
+loss, lr, mpc_backend, neighbours, noise_multiplier, poly_modulus_degree, quantization_step, ring_bits, \
+scale_bits, scheme, server_lr, threshold, total_weight, weighting, weights
+    """
+    for kind, keys, declared in (("own", own, OWN_KEYS), ("public", public, PUBLIC_KEYS)):
+        for key in keys:
+            if key not in declared:
+                raise ValueError(
+                    f"{kind} key {key!r} of observer {observer!r} is not declared in "
+                    f"leakage.views.{kind.upper()}_KEYS; choose one of: {', '.join(sorted(declared))}"
+                )
+    for key in received:
+        try:
+            parse_received_key(key)
+        except ValueError:
+            raise ValueError(
+                f"received key {key!r} of observer {observer!r} matches no declared pattern in "
+                f"leakage.views.RECEIVED_KEYS; choose one of: {', '.join(RECEIVED_KEYS)}"
+            ) from None
+
+
 @dataclass(frozen=True)
 class RoundView:
     """What one observer really saw in one round, and nothing more.
@@ -67,14 +388,19 @@ class RoundView:
         params_after: the global model released at the end of the round (flat ``[P]``),
             or ``None`` if this observer did not receive it.
         received: messages exactly as they arrived, keyed by what they are
-            (``"update:client:3"``, ``"aggregate"``, ...): plaintext updates, masked
-            vectors or ciphertext bytes, depending on the scheme.
+            (``"update:client:3"``, ``"aggregate"``, ...: :data:`RECEIVED_KEYS`):
+            plaintext updates, masked vectors or ciphertext bytes, depending on the scheme.
         own: what the observer itself holds (a participant's own ``"update"`` ``[P]``
-            and ``"data_indices"``); empty for the server, eavesdropper and public.
+            and ``"data_indices"``...: :data:`OWN_KEYS`); empty for the eavesdropper
+            and public.
         participants: client ids whose contribution entered the aggregate, as this
             observer knows them (empty if it cannot know).
         public: public parameters of the round this observer was told (learning
-            rate, local steps, batch size, aggregation weights, scheme parameters).
+            rate, local steps, batch size, aggregation weights, scheme parameters:
+            :data:`PUBLIC_KEYS`).
+
+    Raises:
+        ValueError: a key of ``own``, ``received`` or ``public`` is not declared.
     """
 
     round_index: int
@@ -86,6 +412,9 @@ class RoundView:
     participants: frozenset[int] = frozenset()
     public: Mapping[str, PublicValue] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        check_view_keys(self.observer, self.own, self.received, self.public)
+
     @property
     def server_lr(self) -> float | None:
         """The global step size this observer was told (``public["server_lr"]``), or ``None`` if not disclosed."""
@@ -93,7 +422,9 @@ class RoundView:
         return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
     def model_change(self) -> Tensor:
-        """Return the aggregated update the round applied, ``(params_after - params_before) / server_lr``, float64 ``[P]``.
+        """Return the aggregated update the round applied, ``(params_after - params_before) / server_lr``.
+
+        The result is float64 ``[P]``.
 
         The one server-lr policy of the toolkit: the disclosed ``server_lr``, else 1 (the
         FedAvg default). An attack that relies on the fallback names it as an assumption
