@@ -17,15 +17,18 @@ sufficient statistics of the Taylor-approximated logistic loss; its steps are pu
 :mod:`attacks.binary_records`).
 """
 
+from attacks.aggregate import AggregateAttack
 from attacks.analytic import AnalyticInversion
 from attacks.base import (
     ATTACKS,
     Attack,
     AttackBase,
+    AttackProduct,
     AttackResult,
     Knowledge,
     Observation,
     ObservationKind,
+    ViewerRole,
     create_attack,
 )
 from attacks.binary_records import BinaryRecordsAttack, BinaryRecordsResult
@@ -52,6 +55,7 @@ from attacks.objective import (
     observed_target,
     total_variation,
 )
+from attacks.plaintext import PlaintextAttack
 from attacks.property_inference import (
     COMBINE_RULES,
     OthersPopulation,
@@ -71,9 +75,11 @@ from attacks.shadow_training import ShadowUpdates, shadow_updates
 __all__ = [
     "ATTACKS",
     "COMBINE_RULES",
+    "AggregateAttack",
     "AnalyticInversion",
     "Attack",
     "AttackBase",
+    "AttackProduct",
     "AttackResult",
     "BinaryRecordsAttack",
     "BinaryRecordsResult",
@@ -90,6 +96,7 @@ __all__ = [
     "ObservationKind",
     "ObserverRole",
     "OthersPopulation",
+    "PlaintextAttack",
     "PropertyClassifier",
     "PropertyInferenceAttack",
     "PropertyInferenceResult",
@@ -98,6 +105,7 @@ __all__ = [
     "ScoreCombination",
     "ShadowUpdates",
     "UpdateEstimate",
+    "ViewerRole",
     "combine_round_scores",
     "cosine_distance",
     "create_attack",

@@ -30,14 +30,20 @@ __all__ = [
     "ATTACKS",
     "Attack",
     "AttackBase",
+    "AttackProduct",
     "AttackResult",
     "Knowledge",
     "Observation",
     "ObservationKind",
+    "ViewerRole",
     "create_attack",
 ]
 
 ObservationKind = Literal["gradient", "update"]
+AttackProduct = Literal["update_estimate", "reconstruction", "membership", "property_score", "records"]
+#: who an observer is to an attack: a participant (or coalition), the server or an
+#: eavesdropper (both see the wire or the server's side), the public (the released model).
+ViewerRole = Literal["client", "server", "public"]
 _KINDS: tuple[str, ...] = get_args(ObservationKind)
 
 
@@ -327,6 +333,23 @@ class AttackBase(ABC):
     name: ClassVar[str] = ""
     #: who runs the attack, in words a report can print ("a participant", "the server").
     observer: ClassVar[str] = ""
+    #: what a run returns, so scoring dispatches on it instead of on attack names:
+    #: ``"update_estimate"`` (an :class:`~attacks.history.UpdateEstimate`),
+    #: ``"reconstruction"`` (an :class:`AttackResult` from one upload),
+    #: ``"membership"`` (a :class:`~attacks.membership.MembershipScores`), or a product
+    #: ``leakage score`` does not score yet (``"property_score"``, ``"records"``).
+    produces: ClassVar[AttackProduct] = "reconstruction"
+    #: scoring runs an implicit attack for every observer it runs as, named in the spec or
+    #: not: it only reads what the view holds (a plaintext upload, the model change).
+    is_implicit: ClassVar[bool] = False
+    #: reads individual uploads as they were sent, so a guarantee that covers only what
+    #: the server releases (central DP) does not cover it.
+    reads_uploads: ClassVar[bool] = False
+
+    @classmethod
+    def runs_as(cls, role: ViewerRole) -> bool:
+        """Whether the attack runs on the views of an observer in ``role`` (``client``, ``server``, ``public``)."""
+        return True
 
     @abstractmethod
     def run(self, *args: Any, **kwargs: Any) -> Any:

@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
 import torch
 from torch import Tensor
 
-from attacks.base import AttackBase, Knowledge, Observation
+from attacks.base import AttackBase, AttackProduct, Knowledge, Observation, ViewerRole
 from leakage.errors import ThreatModelError
 from leakage.views import EAVESDROPPER, SERVER, RoundView
 
@@ -164,6 +164,18 @@ class HistoryAttack(AttackBase, Generic[ResultT]):
     """
 
     role: ClassVar[ObserverRole] = "client"
+    produces: ClassVar[AttackProduct] = "update_estimate"
+
+    @classmethod
+    def runs_as(cls, role: ViewerRole) -> bool:
+        """Whether this attack runs on the views of an observer in ``role``.
+
+        >>> HistoryAttack.runs_as("client"), HistoryAttack.runs_as("public")
+        (True, False)
+        """
+        if role == "public":
+            return False
+        return cls.role == "any" or cls.role == role
 
     def run(
         self,

@@ -210,6 +210,7 @@ class PropertyInferenceAttack(HistoryAttack[PropertyInferenceResult]):
     name = "property_inference"
     observer = "a participant (round difference), or the server or an eavesdropper reading plaintext uploads"
     role = "any"
+    produces = "property_score"
 
     def __init__(
         self,

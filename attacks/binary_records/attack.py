@@ -133,6 +133,7 @@ class BinaryRecordsAttack(HistoryAttack[BinaryRecordsResult]):
         "under plain aggregation, or a participant (coalition) isolating them by round difference"
     )
     role = "any"
+    produces = "records"
 
     def __init__(
         self,

@@ -18,6 +18,10 @@ at the stated confidence (each rate bounded at ``(1 + confidence) / 2``, so both
 jointly). For ``dp`` the accountant's epsilon after one round is reported next to it for
 observers its guarantee covers (not those reading plaintext uploads: central DP trusts
 the server): a valid bound never exceeds it.
+
+The observer's estimate comes from the registered update-recovery attacks that run as
+it (the implicit ones and those the spec names); the one mixing the fewest clients'
+updates is used, and the result names it.
 """
 
 from __future__ import annotations
@@ -36,20 +40,13 @@ from torch.func import grad
 from leakage.data import Dataset
 from leakage.errors import ThreatModelError
 from leakage.metrics import update_cosine
-from leakage.quantify.estimates import observer_views, target_estimates
+from attacks import ATTACKS, create_attack
+from leakage.quantify.observers import ROLES, observer_views
+from leakage.quantify.scoring import estimates_of
 from leakage.simulation import make_loss
 from leakage.transcript import Transcript
 
 __all__ = ["AuditResult", "audit_transcript", "clopper_pearson", "epsilon_lower_bound"]
-
-_METHODS: Mapping[str, tuple[str, ...]] = {
-    "server": ("plaintext", "aggregate"),
-    "eavesdropper": ("plaintext", "aggregate"),
-    "participant": ("round_difference",),
-    "coalition": ("round_difference",),
-    "public": (),
-}
-
 
 @dataclass(frozen=True)
 class AuditResult:
@@ -127,8 +124,12 @@ def audit_transcript(
     target: int,
     confidence: float,
     delta: float,
+    attacks: Sequence[tuple[str, Mapping[str, Any]]] = (),
 ) -> list[AuditResult]:
     """Play the distinguishing game on an audit run and return one result per observer.
+
+    ``attacks`` are the spec's ``(name, options)``; those producing update estimates
+    join the implicit ones as the observer's ways to estimate the target's update.
 
     ``transcript`` must come from a FedSGD run with ``batch_size=1`` in which ``target``
     holds exactly two samples (``partition="target"``, ``target_size=2``): the lower
@@ -148,11 +149,12 @@ def audit_transcript(
     results = []
     for observer in observers:
         name, views = observer_views(transcript, observer, target)
-        method, scores = _scores(observer, views, target, candidates)
+        method, scores = _scores(observer, views, target, candidates, attacks)
         labels = [truth[r] for r in sorted(truth)]
         values = [scores.get(r, 0.0) for r in sorted(truth)]
         # central DP trusts the server: an observer reading plaintext uploads is outside its guarantee
-        covered = accountant if isinstance(accountant, (int, float)) and method != "plaintext" else None
+        reads_uploads = method in ATTACKS and ATTACKS.get(method).reads_uploads
+        covered = accountant if isinstance(accountant, (int, float)) and not reads_uploads else None
         results.append(_game(observer, name, method, labels, values, confidence, delta,
                              None if covered is None else float(covered)))
     return results
@@ -181,20 +183,33 @@ def _candidate_updates(transcript: Transcript, dataset: Dataset, canary: int, ot
 
 
 def _scores(
-    observer: str, views: Sequence[Any], target: int, candidates: Mapping[int, tuple[Tensor, Tensor]]
+    observer: str,
+    views: Sequence[Any],
+    target: int,
+    candidates: Mapping[int, tuple[Tensor, Tensor]],
+    attacks: Sequence[tuple[str, Mapping[str, Any]]],
 ) -> tuple[str, dict[int, float]]:
-    for method in _METHODS[observer]:
+    """Score each round with the observer's least mixed estimate: ``(attack, {round: score})``."""
+    named = {name for name, _ in attacks}
+    tried = [(name, {}) for name in ATTACKS.names() if ATTACKS.get(name).is_implicit and name not in named]
+    best: tuple[float, str, dict[int, float]] | None = None
+    for name, options in [*tried, *attacks]:
+        attack = ATTACKS.get(name)
+        if attack.produces != "update_estimate" or not attack.runs_as(ROLES[observer]):
+            continue
         try:
-            estimates = target_estimates(method, views, target)
+            found = estimates_of(create_attack(name, **options).run(views), target)
         except ThreatModelError:
             continue
-        if estimates:
-            return method, {
-                e.round_index: update_cosine(e.update, candidates[e.round_index][0])
-                - update_cosine(e.update, candidates[e.round_index][1])
-                for e in estimates
-            }
-    return "final_model", {}
+        if not found:
+            continue
+        mixed = sum(item.count for _, item in found) / len(found)
+        if best is None or mixed < best[0]:
+            best = (mixed, name, {
+                r: update_cosine(item.update, candidates[r][0]) - update_cosine(item.update, candidates[r][1])
+                for r, item in found
+            })
+    return ("final_model", {}) if best is None else (best[1], best[2])
 
 
 def _game(

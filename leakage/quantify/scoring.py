@@ -1,4 +1,4 @@
-"""Score one simulated run: every observer x attack, raw metric and leakage normalised to MPC.
+"""Score one run: every observer x attack, raw metric and leakage normalised to MPC.
 
 For an observer and an attack the raw metric is measured against ground truth, then
 
@@ -6,62 +6,74 @@ For an observer and an attack the raw metric is measured against ground truth, t
 
 where ``baseline`` is what the released model alone gives (all that MPC training
 reveals, so ``mpc`` scores 0 by construction) and ``reference`` is what the attack gets
-from the target's update in the clear. Two families:
+from the target's update in the clear.
 
-- **update recovery** (``plaintext``, ``round_difference``, ``disaggregation``, and
-  ``aggregate``, the server's or eavesdropper's view of everyone's mean): the mean
-  cosine between the observer's estimate and the target's true update over the rounds
-  the target took part in; baseline: the cosine of the released model's direction
-  ``(final - initial) / rounds``; reference 1.
-- **reconstruction** (``dlg``, ``idlg``, ``inverting_gradients``, ``analytic``): PSNR of
-  the target's first-round batch reconstructed from the observer's individual estimate
-  of its update; baseline: the PSNR of the dataset's mean input (a guess any observer
+Scoring never names an attack. Each registered attack declares what it produces
+(:attr:`attacks.AttackBase.produces`) and which observers it runs as; a :class:`Scorer`
+registered for that product in :data:`SCORERS` measures it:
+
+- ``update_estimate`` (:class:`UpdateScorer`: ``plaintext``, ``aggregate``,
+  ``round_difference``, ``disaggregation``, ...): the mean cosine between the observer's
+  estimate and the target's true update over the rounds the target took part in;
+  baseline: the cosine of the released model's direction ``(final - initial) / rounds``;
+  reference 1. Implicit attacks (reading what the view holds) run for every observer
+  they apply to; the others when the spec names them, with the spec's options.
+- ``reconstruction`` (:class:`ReconstructionScorer`: ``dlg``, ``idlg``,
+  ``inverting_gradients``, ``analytic``, ...): PSNR of the target's first-round batch
+  reconstructed from the observer's individual estimate of its update (found by the
+  update stage); baseline: the PSNR of the dataset's mean input (a guess any observer
   can make); reference: the same attack on the true update.
 
-An observer that cannot run an attack gets ``status="not_applicable"`` with the reason,
-its metric is the baseline and its leakage 0.
+Scorers run in stages (update estimates first, then what chains on them). An observer
+that cannot run an attack gets ``status="not_applicable"`` with the reason, its metric
+is the baseline and its leakage 0.
 """
 
 from __future__ import annotations
 
 import math
 import statistics
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
-from attacks import Knowledge, create_attack
+from attacks import (
+    ATTACKS,
+    AttackProduct,
+    Knowledge,
+    Observation,
+    RecoveredUpdate,
+    UpdateEstimate,
+    ViewerRole,
+    create_attack,
+)
 from leakage.data import Dataset
 from leakage.errors import ThreatModelError
 from leakage.metrics import psnr, relative_error, score_reconstruction, update_cosine
-from leakage.quantify.estimates import (
-    TargetEstimate,
-    final_model_estimates,
-    observer_views,
-    target_estimates,
-)
+from leakage.quantify.observers import ROLES, observer_views
+from leakage.registry import Registry
 from leakage.transcript import Transcript
+from leakage.views import RoundView
 
 __all__ = [
-    "RECONSTRUCTION_ATTACKS",
-    "UPDATE_ATTACKS",
+    "SCORERS",
+    "ObserverScoring",
+    "ReconstructionScorer",
+    "RoundEstimate",
     "ScoreRow",
+    "Scorer",
+    "ScoringTask",
+    "UpdateScorer",
+    "estimates_of",
     "normalised_leakage",
     "score_transcript",
+    "scored_products",
 ]
 
-UPDATE_ATTACKS: tuple[str, ...] = ("round_difference", "disaggregation")
-RECONSTRUCTION_ATTACKS: tuple[str, ...] = ("dlg", "idlg", "inverting_gradients", "analytic")
-_OBSERVER_METHODS: Mapping[str, tuple[str, ...]] = {
-    "server": ("plaintext", "disaggregation", "aggregate"),
-    "eavesdropper": ("plaintext", "disaggregation", "aggregate"),
-    "participant": ("round_difference",),
-    "coalition": ("round_difference",),
-    "public": (),
-}
 _MAX_IMAGES = 4
 
 
@@ -114,6 +126,244 @@ def normalised_leakage(value: float, baseline: float, reference: float) -> float
     return min(1.0, max(0.0, (value - baseline) / span))
 
 
+RoundEstimate = tuple[int, RecoveredUpdate]
+
+
+def estimates_of(estimate: UpdateEstimate, target: int) -> list[RoundEstimate]:
+    """Return ``(round, item)`` for every round an item of ``estimate`` covers that may hold ``target``'s update.
+
+    An item mixing several clients counts when ``target`` is among them (or the observer
+    cannot tell whose it is); a window of rounds counts once per round it covers.
+    """
+    return [
+        (round_index, item)
+        for item in estimate.recovered
+        if item.clients is None or target in item.clients
+        for round_index in item.rounds
+    ]
+
+
+@dataclass(frozen=True)
+class ScoringTask:
+    """What every scorer of one transcript shares: the run, its data and the truth scoring reads.
+
+    Attributes:
+        transcript: the run.
+        dataset: the data the clients trained on (the indices of the truth refer to it).
+        target: the client the attacks go after.
+        seed: the job's seed, for the attacks' generators.
+        truth_updates: the target's true update per round it took part in, float64 ``[P]``.
+        baseline_cosine: the released model's direction against those updates (the MPC level).
+    """
+
+    transcript: Transcript
+    dataset: Dataset
+    target: int
+    seed: int
+    truth_updates: Mapping[int, Tensor]
+    baseline_cosine: float
+
+    @classmethod
+    def of(cls, transcript: Transcript, dataset: Dataset, *, target: int, seed: int) -> ScoringTask:
+        """Read the target's truth from ``transcript`` (the only place ground truth is read)."""
+        truth = {r.round_index: r.update_of(target).double() for r in transcript.truth.rounds if target in r.client_ids}
+        steps = max(1, len(transcript.rounds))
+        change = (transcript.final_params.double() - transcript.initial_params.double()) / steps
+        cosines = [update_cosine(change, update) for update in truth.values()]
+        return cls(transcript, dataset, target, seed, truth, statistics.mean(cosines) if cosines else 0.0)
+
+    @property
+    def first_round(self) -> int | None:
+        """The first round the target took part in, or ``None``."""
+        return min(self.truth_updates) if self.truth_updates else None
+
+    def generator(self) -> torch.Generator:
+        """A fresh generator for one attack run, seeded by the job's seed."""
+        return torch.Generator().manual_seed(self.seed)
+
+    def knowledge(self, params: Tensor, num_samples: int) -> Knowledge:
+        """The attacker's declared knowledge of the task, with the model at ``params``."""
+        settings = self.transcript.settings
+        return Knowledge.from_dataset(
+            self.dataset,
+            self.transcript.build_model(params),
+            num_samples=num_samples,
+            algorithm=settings["algorithm"],
+            lr=float(settings["lr"]),
+            local_epochs=int(settings["local_epochs"]),
+            batch_size=settings["batch_size"],
+        )
+
+
+@dataclass
+class ObserverScoring:
+    """One observer while it is scored: its views, and what earlier stages found for later ones.
+
+    Attributes:
+        kind: the spec's observer kind (``server``, ``participant``...).
+        name: the observer's name in the transcript (``client:1``...).
+        views: every view it holds.
+        individual: the earliest individual estimates of the target's update the update
+            stage found, which reconstruction attacks chain on.
+    """
+
+    kind: str
+    name: str
+    views: list[RoundView]
+    individual: list[RoundEstimate] = field(default_factory=list)
+
+    @property
+    def role(self) -> ViewerRole:
+        """The role the observer plays towards an attack."""
+        return ROLES[self.kind]
+
+    def not_applicable(self, attack: str, metric: str, baseline: float, reference: float, note: str) -> ScoreRow:
+        """A row for an attack this observer cannot run: the baseline metric and leakage 0."""
+        return ScoreRow(self.kind, self.name, attack, "not_applicable", metric, baseline, baseline, reference, 0.0,
+                        note=note)
+
+
+class Scorer(ABC):
+    """Measures the attacks that produce one thing against ground truth.
+
+    One instance scores one transcript (it may cache work shared by observers, such as
+    an attack's reference run on the true update). ``stage`` orders scorers: a later
+    stage may read what an earlier one left on :class:`ObserverScoring`.
+    """
+
+    stage: ClassVar[int] = 0
+
+    def __init__(self, task: ScoringTask) -> None:
+        self.task = task
+
+    @abstractmethod
+    def score(self, attack: str, options: Mapping[str, Any], observer: ObserverScoring) -> list[ScoreRow]:
+        """Return the rows of ``attack`` (built with ``options``) run as ``observer`` (none if it does not apply)."""
+
+
+SCORERS: Registry[type[Scorer]] = Registry("scorer")
+
+
+def scored_products() -> tuple[str, ...]:
+    """The attack products ``leakage score`` has a scorer for.
+
+    >>> scored_products()
+    ('reconstruction', 'update_estimate')
+    """
+    return tuple(SCORERS.names())
+
+
+@SCORERS.register("update_estimate")
+class UpdateScorer(Scorer):
+    """Cosine of an observer's estimates of the target's update, against the released model's direction."""
+
+    stage = 0
+
+    def score(self, attack: str, options: Mapping[str, Any], observer: ObserverScoring) -> list[ScoreRow]:
+        task = self.task
+        if not ATTACKS.get(attack).runs_as(observer.role):
+            return []
+        baseline = task.baseline_cosine
+        try:
+            estimate = create_attack(attack, **options).run(observer.views, generator=task.generator())
+        except ThreatModelError as error:
+            return [observer.not_applicable(attack, "update_cosine", baseline, 1.0, str(error))]
+        scored = [(r, item) for r, item in estimates_of(estimate, task.target) if r in task.truth_updates]
+        if not scored:
+            reason = f"{attack} learned nothing about client {task.target}"
+            return [observer.not_applicable(attack, "update_cosine", baseline, 1.0, reason)]
+        truth = task.truth_updates
+        cosine = statistics.mean(update_cosine(item.update, truth[r]) for r, item in scored)
+        relative = statistics.mean(relative_error(item.update, truth[r]) for r, item in scored)
+        individual = [(r, item) for r, item in scored if item.count == 1]
+        if individual and (not observer.individual or observer.individual[0][0] > individual[0][0]):
+            observer.individual = individual
+        return [ScoreRow(
+            observer.kind, observer.name, attack, "ok", "update_cosine", cosine, baseline, 1.0,
+            normalised_leakage(cosine, baseline, 1.0),
+            {"update_cosine": cosine, "update_relative_error": relative, "mixed_clients": float(scored[0][1].count)},
+        )]
+
+
+@SCORERS.register("reconstruction")
+class ReconstructionScorer(Scorer):
+    """PSNR of the target's first-round batch reconstructed from the observer's individual estimate."""
+
+    stage = 1
+
+    def __init__(self, task: ScoringTask) -> None:
+        super().__init__(task)
+        self._references: dict[str, tuple[float, dict[str, float], Tensor]] = {}
+        first = task.first_round
+        self._round = first
+        if first is None:
+            return
+        dataset = task.dataset
+        truth_round = next(r for r in task.transcript.truth.rounds if r.round_index == first)
+        self._batch = truth_round.sample_order[task.target]
+        self._true_update = truth_round.update_of(task.target).double()
+        self._originals = dataset.denormalize(dataset.inputs[self._batch])
+        prior = dataset.denormalize(dataset.inputs).mean(dim=0, keepdim=True)  # the data-free guess
+        low, high = dataset.value_range
+        self._baseline = float(psnr(prior.expand_as(self._originals), self._originals, data_range=high - low).mean())
+
+    def score(self, attack: str, options: Mapping[str, Any], observer: ObserverScoring) -> list[ScoreRow]:
+        first = self._round
+        if first is None:
+            return []
+        task = self.task
+        params = task.transcript.rounds[first].params_before
+        if attack not in self._references:
+            self._references[attack] = self._run(attack, options, params, self._true_update)
+        reference = self._references[attack][0]
+        usable = [item for r, item in observer.individual if r == first]
+        if not usable:
+            note = (
+                f"no individual estimate of client {task.target}'s round-{first} update"
+                if observer.kind != "public" else "the public sees only the released model"
+            )
+            return [observer.not_applicable(attack, "psnr", self._baseline, reference, note)]
+        value, metrics, reconstruction = self._run(attack, options, usable[0].params_before, usable[0].update)
+        dataset = task.dataset
+        shown = min(_MAX_IMAGES, len(self._batch))
+        images = (
+            {
+                "original": self._originals[:shown].tolist(),
+                "reconstruction": reconstruction[:shown].tolist(),
+                "value_range": list(dataset.value_range),
+            }
+            if dataset.kind == "image" else None
+        )
+        return [ScoreRow(
+            observer.kind, observer.name, attack, "ok", "psnr", value, self._baseline, reference,
+            normalised_leakage(value, self._baseline, reference), metrics, images=images,
+        )]
+
+    def _run(
+        self, attack: str, options: Mapping[str, Any], params: Tensor, update: Tensor
+    ) -> tuple[float, dict[str, float], Tensor]:
+        """Run ``attack`` on ``update`` sent from ``params`` and score it: ``(psnr, metrics, reconstruction)``."""
+        task, dataset = self.task, self.task.dataset
+        observation = Observation(params, update.to(params.dtype), "update", task.target, self._round)
+        knowledge = task.knowledge(params, len(self._batch))
+        result = create_attack(attack, **options).run(observation, knowledge, generator=task.generator())
+        low, high = dataset.value_range
+        reconstruction = result.raw_inputs.detach().clamp(low, high).to(self._originals.dtype)
+        score = score_reconstruction(
+            reconstruction,
+            self._originals,
+            reconstructed_labels=result.labels,
+            true_labels=dataset.targets[self._batch],
+            data_range=high - low,
+            kind=dataset.kind,
+        )
+        value = min(float(score.psnr), 100.0)  # an exact recovery has infinite PSNR
+        metrics = {"psnr": value, "label_accuracy": float(score.label_accuracy)}
+        if score.ssim is not None:
+            metrics["ssim"] = float(score.ssim)
+        return value, metrics, reconstruction
+
+
 def score_transcript(
     transcript: Transcript,
     dataset: Dataset,
@@ -123,161 +373,44 @@ def score_transcript(
     target: int,
     seed: int,
 ) -> list[ScoreRow]:
-    """Score every observer x attack on one transcript (ground truth is read here, and only here)."""
-    truth_updates = {
-        r.round_index: r.update_of(target).double() for r in transcript.truth.rounds if target in r.client_ids
-    }
-    baseline_cosine = _mean_cosine(final_model_estimates(transcript), truth_updates)
-    update_names = {name for name, _ in attacks if name in UPDATE_ATTACKS}
-    reconstruction = [(name, options) for name, options in attacks if name in RECONSTRUCTION_ATTACKS]
-    first_round = min(truth_updates) if truth_updates else None
-    references: dict[str, tuple[float, dict[str, float], Tensor]] = {}
-    prior = dataset.denormalize(dataset.inputs).mean(dim=0, keepdim=True)  # the data-free guess, once
+    """Score every observer x attack on one transcript (ground truth is read here, and only here).
+
+    Args:
+        transcript: the run.
+        dataset: the data its clients trained on.
+        observers: the spec's observer kinds.
+        attacks: ``(registry name, options)`` of the spec's attacks; implicit attacks
+            (those that only read the view) are added for every observer they run as.
+        target: the client the attacks go after.
+        seed: the job's seed.
+    """
+    task = ScoringTask.of(transcript, dataset, target=target, seed=seed)
+    planned = _plan(attacks)
+    scorers = {product: SCORERS.get(product)(task) for product in {product for _, _, product in planned}}
+    stages = sorted({scorer.stage for scorer in scorers.values()})
     rows: list[ScoreRow] = []
-    for observer in observers:
-        name, views = observer_views(transcript, observer, target)
-        best: list[TargetEstimate] = []
-        for method in _OBSERVER_METHODS[observer]:
-            if method not in ("plaintext", "aggregate") and method not in update_names:
-                continue
-            try:
-                estimates = target_estimates(method, views, target)
-            except ThreatModelError as error:
-                rows.append(_not_applicable(observer, name, method, "update_cosine", baseline_cosine, 1.0, str(error)))
-                continue
-            scored = [e for e in estimates if e.round_index in truth_updates]
-            if not scored:
-                reason = f"{method} learned nothing about client {target}"
-                rows.append(_not_applicable(observer, name, method, "update_cosine", baseline_cosine, 1.0, reason))
-                continue
-            cosine = _mean_cosine(scored, truth_updates)
-            relative = statistics.mean(relative_error(e.update, truth_updates[e.round_index]) for e in scored)
-            rows.append(ScoreRow(
-                observer, name, method, "ok", "update_cosine", cosine, baseline_cosine, 1.0,
-                normalised_leakage(cosine, baseline_cosine, 1.0),
-                {"update_cosine": cosine, "update_relative_error": relative, "mixed_clients": float(scored[0].count)},
-            ))
-            individual = [e for e in scored if e.count == 1]
-            if individual and (not best or best[0].round_index > individual[0].round_index):
-                best = individual
-        for attack_name, options in reconstruction:
-            if first_round is None:
-                continue
-            rows.append(_reconstruct(
-                transcript, dataset, observer, name, attack_name, options, best, target, first_round, seed, references,
-                prior,
-            ))
+    for kind in observers:
+        name, views = observer_views(transcript, kind, target)
+        observer = ObserverScoring(kind, name, views)
+        for stage in stages:
+            for attack, options, product in planned:
+                scorer = scorers[product]
+                if scorer.stage == stage:
+                    rows += scorer.score(attack, options, observer)
     return rows
 
 
-def _mean_cosine(estimates: Sequence[TargetEstimate], truth: Mapping[int, Tensor]) -> float:
-    values = [update_cosine(e.update, truth[e.round_index]) for e in estimates if e.round_index in truth]
-    return statistics.mean(values) if values else 0.0
+def _plan(attacks: Sequence[tuple[str, Mapping[str, Any]]]) -> list[tuple[str, Mapping[str, Any], AttackProduct]]:
+    """The spec's attacks with a scorer, after the implicit ones it does not name, each with its product."""
+    named = {name for name, _ in attacks}
+    implicit: list[tuple[str, Mapping[str, Any]]] = [
+        (name, {}) for name in ATTACKS.names() if ATTACKS.get(name).is_implicit and name not in named
+    ]
+    products = scored_products()
+    plan = []
+    for name, options in [*implicit, *attacks]:
+        product = ATTACKS.get(name).produces
+        if product in products:
+            plan.append((name, options, product))
+    return plan
 
-
-def _not_applicable(
-    observer: str, name: str, attack: str, metric: str, baseline: float, reference: float, note: str
-) -> ScoreRow:
-    return ScoreRow(observer, name, attack, "not_applicable", metric, baseline, baseline, reference, 0.0, note=note)
-
-
-def _reconstruct(
-    transcript: Transcript,
-    dataset: Dataset,
-    observer: str,
-    name: str,
-    attack_name: str,
-    options: Mapping[str, Any],
-    estimates: Sequence[TargetEstimate],
-    target: int,
-    first_round: int,
-    seed: int,
-    references: dict[str, tuple[float, dict[str, float], Tensor]],
-    prior: Tensor,
-) -> ScoreRow:
-    truth_round = next(r for r in transcript.truth.rounds if r.round_index == first_round)
-    batch = truth_round.sample_order[target]
-    originals = dataset.denormalize(dataset.inputs[batch])
-    true_labels = dataset.targets[batch]
-    data_range = dataset.value_range[1] - dataset.value_range[0]
-    baseline = float(psnr(prior.expand_as(originals), originals, data_range=data_range).mean())
-    record = transcript.rounds[first_round]
-    knowledge = _knowledge(transcript, dataset, record.params_before, len(batch))
-    if attack_name not in references:
-        true_update = truth_round.update_of(target).double()
-        estimate = TargetEstimate(first_round, record.params_before, true_update, 1)
-        references[attack_name] = _run_reconstruction(
-            attack_name, options, estimate, knowledge, target, seed, originals, true_labels, dataset
-        )
-    reference, _, _ = references[attack_name]
-    usable = [e for e in estimates if e.round_index == first_round]
-    if not usable:
-        note = (
-            f"no individual estimate of client {target}'s round-{first_round} update"
-            if observer != "public" else "the public sees only the released model"
-        )
-        return _not_applicable(observer, name, attack_name, "psnr", baseline, reference, note)
-    value, metrics, reconstruction = _run_reconstruction(
-        attack_name, options, usable[0], _knowledge(transcript, dataset, usable[0].params_before, len(batch)),
-        target, seed, originals, true_labels, dataset,
-    )
-    shown = min(_MAX_IMAGES, len(batch))
-    images = (
-        {
-            "original": originals[:shown].tolist(),
-            "reconstruction": reconstruction[:shown].tolist(),
-            "value_range": list(dataset.value_range),
-        }
-        if dataset.kind == "image" else None
-    )
-    return ScoreRow(
-        observer, name, attack_name, "ok", "psnr", value, baseline, reference,
-        normalised_leakage(value, baseline, reference), metrics, images=images,
-    )
-
-
-def _knowledge(transcript: Transcript, dataset: Dataset, params: Tensor, num_samples: int) -> Knowledge:
-    settings = transcript.settings
-    return Knowledge.from_dataset(
-        dataset,
-        transcript.build_model(params),
-        num_samples=num_samples,
-        algorithm=settings["algorithm"],
-        lr=float(settings["lr"]),
-        local_epochs=int(settings["local_epochs"]),
-        batch_size=settings["batch_size"],
-    )
-
-
-def _run_reconstruction(
-    attack_name: str,
-    options: Mapping[str, Any],
-    estimate: TargetEstimate,
-    knowledge: Knowledge,
-    target: int,
-    seed: int,
-    originals: Tensor,
-    true_labels: Tensor,
-    dataset: Dataset,
-) -> tuple[float, dict[str, float], Tensor]:
-    """Run a reconstruction attack on ``estimate`` and score it: ``(psnr, metrics, reconstruction)``."""
-    observation = estimate.observation(target)
-    observation = replace(observation, value=observation.value.to(observation.params.dtype))
-    result = create_attack(attack_name, **options).run(
-        observation, knowledge, generator=torch.Generator().manual_seed(seed)
-    )
-    low, high = dataset.value_range
-    reconstruction = result.raw_inputs.detach().clamp(low, high).to(originals.dtype)
-    score = score_reconstruction(
-        reconstruction,
-        originals,
-        reconstructed_labels=result.labels,
-        true_labels=true_labels,
-        data_range=high - low,
-        kind=dataset.kind,
-    )
-    value = min(float(score.psnr), 100.0)  # an exact recovery has infinite PSNR
-    metrics = {"psnr": value, "label_accuracy": float(score.label_accuracy)}
-    if score.ssim is not None:
-        metrics["ssim"] = float(score.ssim)
-    return value, metrics, reconstruction
