@@ -22,6 +22,7 @@ from leakage.aggregation import (
 from leakage.data import DATASETS, PARTITIONS, load_dataset
 from leakage.environment import environment_info
 from leakage.errors import ConfigError
+from leakage.files import write_atomically
 from leakage.models import MODELS
 from leakage.quantify.backends import BACKENDS
 from leakage.simulation import (
@@ -175,7 +176,6 @@ def _simulate(args: argparse.Namespace) -> None:
 def _score(args: argparse.Namespace) -> None:
     from leakage.quantify import load_spec, score
     from leakage.quantify.table import format_headlines
-    from leakage.report import write_html_report
 
     spec = load_spec(args.spec)
     if isinstance(args.jobs, bool) or args.jobs < 1:
@@ -190,14 +190,16 @@ def _score(args: argparse.Namespace) -> None:
         spec, quick=args.quick, workers=args.jobs, backend=args.backend, address=args.address,
         show_progress=not args.no_progress,
     )
-    args.out.mkdir(parents=True, exist_ok=True)
-    partial = args.out / ".report.json.partial"
-    partial.write_text(json.dumps(report, indent=2) + "\n")
-    partial.replace(args.out / "report.json")
-    write_html_report(report, args.out / "report.html")
+    files = report.write(args.out)
     print(f"{spec.name}: leakage of each scheme (0 = no more than MPC reveals, 1 = the target's update in the clear)")
-    print(format_headlines(report))
-    print(f"wrote {args.out / 'report.json'} and {args.out / 'report.html'} in {report['timings']['total']:.1f} s")
+    print(format_headlines(report.to_dict()))
+    for curve in report.sweeps:
+        hides = (
+            f"no better than the released model's direction from {curve.hides_from} clients"
+            if curve.hides_from is not None else "better than the released model's direction at every swept size"
+        )
+        print(f"{curve.name}: the {curve.observer}'s estimate of the target's update is {hides}")
+    print(f"wrote {files.json}, {files.csv} and {files.html} in {report.timings['total']:.1f} s")
 
 
 def _save(out: Path, transcript: Any, summaries: Sequence[Any]) -> None:
@@ -208,13 +210,8 @@ def _save(out: Path, transcript: Any, summaries: Sequence[Any]) -> None:
         "environment": environment_info(),
         "rounds": [row.to_dict() for row in summaries],
     }
-    for name, write in (
-        ("transcript.pt", transcript.save),
-        ("summary.json", lambda path: Path(path).write_text(json.dumps(summary, indent=2) + "\n")),
-    ):
-        partial = out / f".{name}.partial"
-        write(partial)
-        partial.replace(out / name)
+    transcript.save(out / "transcript.pt")
+    write_atomically(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     print(f"wrote {out / 'transcript.pt'} and {out / 'summary.json'}")
 
 

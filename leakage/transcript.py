@@ -142,10 +142,15 @@ class Transcript:
         return load_flat_parameters(model, self.final_params if params is None else params)
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the transcript to ``path`` (a ``torch.save`` file of plain data)."""
-        from leakage._transcript_io import transcript_to_data
+        """Write the transcript to ``path`` (a ``torch.save`` file of plain data), atomically."""
+        import io
 
-        torch.save(transcript_to_data(self), path)
+        from leakage._transcript_io import transcript_to_data
+        from leakage.files import write_atomically
+
+        buffer = io.BytesIO()
+        torch.save(transcript_to_data(self), buffer)
+        write_atomically(path, buffer.getvalue())
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Transcript:

@@ -1,10 +1,12 @@
 """Leakage quantification: score a deployment's schemes against the MPC baseline.
 
 ``score(spec)`` runs every job of a :class:`DeploymentSpec` (simulate, attack, audit)
-and returns the ``report.json`` structure: per scheme x observer x attack the raw metric
-against ground truth and the leakage normalised to [0, 1] (0: no more than MPC training
+and returns a :class:`Report`: per scheme x observer x attack the raw metric against
+ground truth and the leakage normalised to [0, 1] (0: no more than MPC training
 reveals, only the final model; 1: as much as from the target's update in the clear), each
-scheme's worst case, and the distinguishing-game audit with its empirical epsilon.
+scheme's worst case, leakage against the number of clients for each sweep, and the
+distinguishing-game audit with its empirical epsilon. Attacks are scored by what they
+declare they produce (:data:`SCORERS`), never by name.
 """
 
 from leakage.quantify.audit import (
@@ -14,35 +16,46 @@ from leakage.quantify.audit import (
     epsilon_lower_bound,
 )
 from leakage.quantify.backends import BACKENDS, Backend, run_jobs
-from leakage.quantify.estimates import (
-    TargetEstimate,
-    final_model_estimates,
-    observer_views,
-    target_estimates,
+from leakage.quantify.observers import ROLES, observer_views
+from leakage.quantify.report import (
+    HIDES_AT_MOST,
+    REPORT_SCHEMA_VERSION,
+    Report,
+    ReportFiles,
+    SweepCurve,
+    SweepPoint,
 )
 from leakage.quantify.runner import (
-    REPORT_SCHEMA_VERSION,
     Job,
     assemble_report,
     plan_jobs,
     quick_spec,
     run_job,
+    score,
+    split_test_data,
 )
-from leakage.quantify.score import score
 from leakage.quantify.scoring import (
-    RECONSTRUCTION_ATTACKS,
-    UPDATE_ATTACKS,
+    SCORERS,
+    ObserverScoring,
+    ReconstructionScorer,
     ScoreRow,
+    Scorer,
+    ScoringTask,
+    UpdateScorer,
+    estimates_of,
     normalised_leakage,
     score_transcript,
+    scored_products,
 )
 from leakage.quantify.spec import (
     OBSERVER_KINDS,
+    SWEEP_SIZES,
     AttackSpec,
     AuditSpec,
     DeploymentSize,
     DeploymentSpec,
     ObserverKind,
+    SweepSpec,
     TaskSpec,
     default_spec_path,
     load_spec,
@@ -51,10 +64,12 @@ from leakage.quantify.spec import (
 
 __all__ = [
     "BACKENDS",
+    "HIDES_AT_MOST",
     "OBSERVER_KINDS",
-    "RECONSTRUCTION_ATTACKS",
     "REPORT_SCHEMA_VERSION",
-    "UPDATE_ATTACKS",
+    "ROLES",
+    "SCORERS",
+    "SWEEP_SIZES",
     "AttackSpec",
     "AuditResult",
     "AuditSpec",
@@ -63,15 +78,24 @@ __all__ = [
     "DeploymentSpec",
     "Job",
     "ObserverKind",
+    "ObserverScoring",
+    "ReconstructionScorer",
+    "Report",
+    "ReportFiles",
     "ScoreRow",
-    "TargetEstimate",
+    "Scorer",
+    "ScoringTask",
+    "SweepCurve",
+    "SweepPoint",
+    "SweepSpec",
     "TaskSpec",
+    "UpdateScorer",
     "assemble_report",
     "audit_transcript",
     "clopper_pearson",
     "default_spec_path",
     "epsilon_lower_bound",
-    "final_model_estimates",
+    "estimates_of",
     "load_spec",
     "normalised_leakage",
     "observer_views",
@@ -82,5 +106,6 @@ __all__ = [
     "run_jobs",
     "score",
     "score_transcript",
-    "target_estimates",
+    "scored_products",
+    "split_test_data",
 ]

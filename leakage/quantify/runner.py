@@ -1,9 +1,13 @@
-"""Run a spec: independent jobs (deployment x scheme x seed, plus audits), then one report.
+"""Run a spec: independent jobs (deployment x scheme x seed, sweep points, audits), then one report.
 
 Each :class:`Job` simulates one deployment under one scheme and scores it (or plays the
 audit game on it) with nothing shared, so jobs run anywhere: in this process, a local
 process pool, or as Ray tasks (:mod:`leakage.quantify.backends`). Job results are plain
-data; :func:`assemble_report` turns them into the versioned ``report.json`` structure.
+data; :func:`assemble_report` turns them into a :class:`~leakage.quantify.report.Report`.
+
+Before the clients get their data, ``task.test_fraction`` of the dataset is held out
+(the same split for every scheme of a seed); the released model's accuracy on it is the
+utility each scheme's leakage is weighed against.
 """
 
 from __future__ import annotations
@@ -13,35 +17,59 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+import numpy as np
 import torch
 
-from leakage.data import load_dataset
+from attacks import ATTACKS
+from leakage.data import Dataset, load_dataset
 from leakage.environment import environment_info
 from leakage.quantify.audit import audit_transcript
-from leakage.quantify.scoring import score_transcript
-from leakage.quantify.spec import AuditSpec, DeploymentSize, DeploymentSpec
+from leakage.quantify.backends import run_jobs
+from leakage.quantify.report import (
+    AuditRow,
+    Cost,
+    Headline,
+    JobKey,
+    Report,
+    ResultRow,
+    sweep_curves,
+)
+from leakage.quantify.scoring import ScoreRow, score_transcript
+from leakage.quantify.spec import AuditSpec, DeploymentSize, DeploymentSpec, load_spec
 from leakage.simulation import SimulationSettings, Simulator
+from leakage.summary import accuracy
 
-__all__ = ["REPORT_SCHEMA_VERSION", "Job", "assemble_report", "plan_jobs", "quick_spec", "run_job"]
+__all__ = ["Job", "assemble_report", "plan_jobs", "quick_spec", "run_job", "score", "split_test_data"]
 
-REPORT_SCHEMA_VERSION = 1
 JobKind = Literal["score", "audit"]
+# A stream of its own for the held-out split, apart from every stream the simulator spawns.
+_TEST_SPLIT_STREAM = 0x7E57
 
 
 @dataclass(frozen=True)
 class Job:
-    """One independent unit of work: simulate ``deployment`` under ``scheme`` with ``seed``."""
+    """One independent unit of work: simulate ``deployment`` under ``scheme`` with ``seed``.
+
+    ``sweep`` names the sweep a scoring job is a point of (it then runs only the spec's
+    update-recovery attacks).
+    """
 
     kind: JobKind
     spec: DeploymentSpec
     deployment: DeploymentSize
     scheme: str
     seed: int
+    sweep: str | None = None
 
     @property
     def label(self) -> str:
         """A short description for progress bars and errors."""
         return f"{self.kind} {self.deployment.name}/{self.scheme}/seed {self.seed}"
+
+    @property
+    def key(self) -> JobKey:
+        """The fields every row of this job carries in the report."""
+        return JobKey(self.deployment.name, self.deployment.n_clients, self.scheme, self.seed, self.sweep)
 
 
 def quick_spec(spec: DeploymentSpec) -> DeploymentSpec:
@@ -51,18 +79,43 @@ def quick_spec(spec: DeploymentSpec) -> DeploymentSpec:
 
 
 def plan_jobs(spec: DeploymentSpec) -> list[Job]:
-    """Return every job of ``spec``: scoring runs first, then audits (they take longest per job)."""
+    """Return every job of ``spec``: scoring runs, then sweep points, then audits."""
     jobs = [
         Job("score", spec, deployment, scheme, seed)
         for seed in spec.seeds
         for deployment in spec.deployments
         for scheme in spec.schemes
     ]
+    jobs += [
+        Job("score", spec, deployment, sweep.scheme, seed, sweep.name)
+        for seed in spec.seeds
+        for sweep in spec.sweeps
+        for deployment in sweep.deployments()
+    ]
     audit = spec.audit
     if audit is not None:
         audited = [d for d in spec.deployments if audit.deployments is None or d.name in audit.deployments]
         jobs += [Job("audit", spec, d, scheme, seed) for seed in spec.seeds for d in audited for scheme in spec.schemes]
     return jobs
+
+
+def split_test_data(dataset: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset | None]:
+    """Hold out ``fraction`` of ``dataset`` for testing: ``(training data, test data or None)``.
+
+    The split depends on ``seed`` only, so every scheme of a seed trains on the same data.
+
+    >>> from leakage import load_dataset
+    >>> train, test = split_test_data(load_dataset("digits"), 0.2, seed=0)
+    >>> len(train), len(test)
+    (1438, 359)
+    """
+    if fraction == 0:
+        return dataset, None
+    rng = np.random.default_rng(np.random.SeedSequence(entropy=seed, spawn_key=(_TEST_SPLIT_STREAM,)))
+    order = torch.from_numpy(rng.permutation(len(dataset)))
+    held_out = int(round(fraction * len(dataset)))
+    train, test = order[held_out:].sort().values, order[:held_out].sort().values
+    return dataset.subset(train), dataset.subset(test)
 
 
 def run_job(job: Job) -> dict[str, Any]:
@@ -77,7 +130,9 @@ def run_job(job: Job) -> dict[str, Any]:
 
 def _run_job(job: Job) -> dict[str, Any]:
     spec, task = job.spec, job.spec.task
-    dataset = load_dataset(task.dataset, **task.dataset_options)
+    dataset, test = split_test_data(
+        load_dataset(task.dataset, **task.dataset_options), task.test_fraction, job.seed
+    )
     audit = job.kind == "audit"
     settings = _settings(spec, job, spec.audit if audit else None)
     started = time.perf_counter()
@@ -86,31 +141,29 @@ def _run_job(job: Job) -> dict[str, Any]:
     started = time.perf_counter()
     result: dict[str, Any] = {
         "kind": job.kind,
-        "deployment": job.deployment.name,
-        "n_clients": job.deployment.n_clients,
-        "clients_per_round": job.deployment.clients_per_round or job.deployment.n_clients,
-        "scheme": job.scheme,
-        "seed": job.seed,
         "simulate_seconds": simulate_seconds,
         "rounds": len(transcript.rounds),
         "upload_bytes_per_client": _mean_metric(transcript.rounds, "upload_bytes_per_client")
         or _wire_bytes_per_client(transcript.rounds),
         "mpc_backend": transcript.rounds[-1].public.get("mpc_backend"),
         "accountant_epsilon": transcript.rounds[-1].public.get("epsilon"),
+        "test_accuracy": None if test is None else accuracy(transcript.build_model().eval(), test),
     }
+    attacks = [(a.name, a.options) for a in spec.attacks]
     if audit:
         assert spec.audit is not None
         audits = audit_transcript(  # the "target" partition makes client 0 the two-record target
             transcript, dataset, observers=spec.observers, target=0,
-            confidence=spec.audit.confidence, delta=spec.audit.delta,
+            confidence=spec.audit.confidence, delta=spec.audit.delta, attacks=attacks,
         )
         result["audits"] = [a.to_dict() for a in audits]
     else:
+        if job.sweep is not None:  # a sweep draws the estimate's curve: update recovery only
+            attacks = [(name, options) for name, options in attacks if ATTACKS.get(name).produces == "update_estimate"]
         rows = score_transcript(
-            transcript, dataset, observers=spec.observers, target=spec.target, seed=job.seed,
-            attacks=[(a.name, a.options) for a in spec.attacks],
+            transcript, dataset, observers=spec.observers, target=spec.target, seed=job.seed, attacks=attacks,
         )
-        result["rows"] = [row.to_dict() for row in rows]
+        result["rows"] = rows
     result["attack_seconds"] = time.perf_counter() - started
     return result
 
@@ -155,67 +208,121 @@ def _mean_metric(rounds: Sequence[Any], name: str) -> float | None:
 
 
 def assemble_report(
-    spec: DeploymentSpec, results: Sequence[Mapping[str, Any]], *, timings: Mapping[str, float], quick: bool, backend: str
-) -> dict[str, Any]:
-    """Return the ``report.json`` structure (schema version 1) of a finished run."""
-    rows: list[dict[str, Any]] = []
-    audits: list[dict[str, Any]] = []
-    costs: list[dict[str, Any]] = []
-    for result in results:
-        common = {key: result[key] for key in ("deployment", "n_clients", "scheme", "seed")}
+    spec: DeploymentSpec,
+    jobs: Sequence[Job],
+    results: Sequence[Mapping[str, Any]],
+    *,
+    timings: Mapping[str, float],
+    quick: bool,
+    backend: str,
+) -> Report:
+    """Return the :class:`Report` of a finished run (``results[i]`` is ``run_job(jobs[i])``)."""
+    rows: list[ResultRow] = []
+    audits: list[AuditRow] = []
+    finished: list[tuple[Job, Mapping[str, Any]]] = []
+    for job, result in zip(jobs, results, strict=True):
         if result["kind"] == "audit":
-            audits += [{**common, **audit} for audit in result["audits"]]
+            audits += [AuditRow(job.key, audit) for audit in result["audits"]]
             continue
-        rows += [{**common, **row} for row in result["rows"]]
-        costs.append({
-            **common,
-            "seconds": result["simulate_seconds"],
-            "rounds": result["rounds"],
-            "upload_bytes_per_client": result["upload_bytes_per_client"],
-            "mpc_backend": result["mpc_backend"],
-        })
-    headlines = _headlines(rows)
-    worst = {(h["deployment"], h["scheme"]): h["leakage"] for h in headlines}
-    for cost in costs:
-        cost["leakage"] = worst.get((cost["deployment"], cost["scheme"]), 0.0)
-    return {
-        "schema_version": REPORT_SCHEMA_VERSION,
-        "tool": {"name": "leakage", "version": environment_info().get("leakage", "unknown")},
-        "spec": spec.to_dict(),
-        "quick": quick,
-        "backend": backend,
-        "environment": environment_info(),
-        "timings": dict(timings),
-        "deployments": [
+        rows += [ResultRow(job.key, row) for row in result["rows"]]
+        finished.append((job, result))
+    headlines = _headlines([r for r in rows if r.key.sweep is None])
+    worst = {(h.deployment, h.scheme): h.leakage for h in headlines}
+    costs = [
+        Cost(
+            job.key, result["simulate_seconds"], result["rounds"], result["upload_bytes_per_client"],
+            result["mpc_backend"], result["test_accuracy"],
+            worst.get((job.deployment.name, job.scheme), 0.0) if job.sweep is None else _worst(rows, job.key),
+        )
+        for job, result in finished
+    ]
+    environment = environment_info()
+    return Report(
+        spec=spec,
+        quick=quick,
+        backend=backend,
+        tool={"name": "leakage", "version": str(environment.get("leakage", "unknown"))},
+        environment=environment,
+        timings=dict(timings),
+        deployments=tuple(
             {"name": d.name, "n_clients": d.n_clients, "clients_per_round": d.clients_per_round or d.n_clients}
             for d in spec.deployments
-        ],
-        "results": rows,
-        "headlines": headlines,
-        "audits": audits,
-        "costs": costs,
-    }
+        ),
+        results=tuple(rows),
+        headlines=tuple(headlines),
+        audits=tuple(audits),
+        costs=tuple(costs),
+        sweeps=sweep_curves(spec, rows, costs),
+    )
 
 
-def _headlines(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def _worst(rows: Sequence[ResultRow], key: JobKey) -> float:
+    return max((r.row.leakage for r in rows if r.key == key), default=0.0)
+
+
+def _headlines(rows: Sequence[ResultRow]) -> list[Headline]:
     """Per deployment x scheme, the worst case over observers, attacks and seeds (mean over seeds first)."""
-    grouped: dict[tuple[str, str, str, str], list[Mapping[str, Any]]] = {}
-    for row in rows:
-        grouped.setdefault((row["deployment"], row["scheme"], row["observer"], row["attack"]), []).append(row)
-    best: dict[tuple[str, str], dict[str, Any]] = {}
+    grouped: dict[tuple[str, str, str, str], list[tuple[JobKey, ScoreRow]]] = {}
+    for result in rows:
+        key, row = result.key, result.row
+        grouped.setdefault((key.deployment, key.scheme, row.observer, row.attack), []).append((key, row))
+    best: dict[tuple[str, str], Headline] = {}
     order: list[tuple[str, str]] = []
     for (deployment, scheme, observer, attack), group in grouped.items():
-        leakage = sum(r["leakage"] for r in group) / len(group)
-        value = sum(r["value"] for r in group) / len(group)
+        leakage = sum(r.leakage for _, r in group) / len(group)
+        value = sum(r.value for _, r in group) / len(group)
         pair = (deployment, scheme)
         if pair not in best:
             order.append(pair)
-        applies = any(r["status"] == "ok" for r in group)
+        applies = any(r.status == "ok" for _, r in group)
         current = best.get(pair)
-        if current is None or (leakage, applies) > (current["leakage"], current["status"] == "ok"):
-            best[pair] = {
-                "deployment": deployment, "n_clients": group[0]["n_clients"], "scheme": scheme, "leakage": leakage,
-                "observer": observer, "attack": attack, "metric": group[0]["metric"], "value": value,
-                "status": "ok" if applies else "not_applicable",
-            }
+        if current is None or (leakage, applies) > (current.leakage, current.status == "ok"):
+            best[pair] = Headline(
+                deployment, group[0][0].n_clients, scheme, leakage, observer, attack, group[0][1].metric, value,
+                "ok" if applies else "not_applicable",
+            )
     return [best[pair] for pair in order]
+
+
+def score(
+    spec: DeploymentSpec | None = None,
+    *,
+    quick: bool = False,
+    workers: int = 1,
+    backend: str = "local",
+    address: str | None = None,
+    show_progress: bool = False,
+) -> Report:
+    """Run every job of ``spec`` (the built-in default when ``None``) and return its :class:`Report`.
+
+    Args:
+        spec: a validated spec (:func:`~leakage.quantify.spec.load_spec`).
+        quick: first seed only and a 16-trial audit.
+        workers: jobs run side by side.
+        backend: ``"local"`` or ``"ray"``.
+        address: a Ray cluster address.
+        show_progress: show a progress bar over jobs.
+
+    Raises:
+        ConfigError: a bad backend, worker count or address.
+    """
+    spec = load_spec() if spec is None else spec
+    if quick:
+        spec = quick_spec(spec)
+    started = time.perf_counter()
+    jobs = plan_jobs(spec)
+    results = run_jobs(
+        run_job, jobs, backend=backend, workers=workers, address=address, show_progress=show_progress,
+        describe=lambda job: job.label,
+    )
+    assembled = time.perf_counter()
+    scoring = [r for r in results if r["kind"] == "score"]
+    audits = [r for r in results if r["kind"] == "audit"]
+    timings = {
+        "simulate": sum(r["simulate_seconds"] for r in scoring),
+        "attacks": sum(r["attack_seconds"] for r in scoring),
+        "audit": sum(r["simulate_seconds"] + r["attack_seconds"] for r in audits),
+        "wall": assembled - started,
+    }
+    report = assemble_report(spec, jobs, results, timings=timings, quick=quick, backend=backend)
+    return replace(report, timings={**report.timings, "total": time.perf_counter() - started})

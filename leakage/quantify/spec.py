@@ -24,11 +24,13 @@ from leakage.plain_data import plain_data
 
 __all__ = [
     "OBSERVER_KINDS",
+    "SWEEP_SIZES",
     "AttackSpec",
     "AuditSpec",
     "DeploymentSize",
     "DeploymentSpec",
     "ObserverKind",
+    "SweepSpec",
     "TaskSpec",
     "default_spec_path",
     "load_spec",
@@ -37,6 +39,8 @@ __all__ = [
 
 ObserverKind = Literal["server", "participant", "coalition", "eavesdropper", "public"]
 OBSERVER_KINDS: tuple[str, ...] = get_args(ObserverKind)
+#: The sizes a sweep scores when it names none: from two participants to a hundred.
+SWEEP_SIZES: tuple[int, ...] = (2, 3, 5, 10, 20, 50, 100)
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,7 @@ class TaskSpec:
     lr: float = 0.1
     rounds: int = 2
     loss: Literal["cross_entropy", "taylor_logistic"] = "cross_entropy"
+    test_fraction: float = 0.2
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,25 @@ class AttackSpec:
 
     name: str
     options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """One scheme scored over a range of deployment sizes (every client takes part each round).
+
+    Each size is a deployment of its own (named ``"<name> n=<size>"``) scored with the
+    spec's update-recovery attacks only, so the report can draw leakage against the
+    number of clients and say from which size an observer's estimate of the target's
+    update is no better than the released model's direction.
+    """
+
+    name: str
+    scheme: str
+    n_clients: tuple[int, ...] = SWEEP_SIZES
+
+    def deployments(self) -> tuple[DeploymentSize, ...]:
+        """The sweep's points as deployments."""
+        return tuple(DeploymentSize(f"{self.name} n={size}", size) for size in self.n_clients)
 
 
 @dataclass(frozen=True)
@@ -106,6 +130,7 @@ class DeploymentSpec:
         attacks: attacks to run on each observer's view.
         audit: the privacy audit, or ``None`` to skip it.
         seeds: one full run per seed.
+        sweeps: schemes scored over a range of deployment sizes.
     """
 
     name: str = "deployment"
@@ -118,6 +143,7 @@ class DeploymentSpec:
     attacks: tuple[AttackSpec, ...] = (AttackSpec("round_difference"),)
     audit: AuditSpec | None = field(default_factory=AuditSpec)
     seeds: tuple[int, ...] = (0,)
+    sweeps: tuple[SweepSpec, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (lists, dicts) for ``report.json``."""
@@ -168,16 +194,17 @@ def parse_spec(data: Mapping[str, Any]) -> DeploymentSpec:
     if not isinstance(data, Mapping):
         raise ConfigError(f"spec must be a table, got {type(data).__name__}")
     _check_keys("spec", data, ("name", "task", "deployments", "schemes", "scheme_options", "observers", "target",
-                               "attacks", "audit", "seeds"))
+                               "attacks", "audit", "seeds", "sweeps"))
     defaults = DeploymentSpec()
     name = _string("spec.name", data.get("name", defaults.name))
     task = _task(data.get("task", {}))
     deployments = _deployments(data.get("deployments", [asdict(d) for d in defaults.deployments]))
     schemes = _schemes(data.get("schemes", list(defaults.schemes)))
-    scheme_options = _scheme_options(data.get("scheme_options", {}), schemes)
+    sweeps = _sweeps(data.get("sweeps", []), [size.name for size in deployments])
+    scheme_options = _scheme_options(data.get("scheme_options", {}), (*schemes, *(s.scheme for s in sweeps)))
     observers = _names("spec.observers", data.get("observers", list(defaults.observers)), OBSERVER_KINDS)
     target = _integer("spec.target", data.get("target", defaults.target), minimum=0)
-    smallest = min(size.n_clients for size in deployments)
+    smallest = min(size.n_clients for size in (*deployments, *(d for s in sweeps for d in s.deployments())))
     if target >= smallest:
         raise ConfigError(f"spec.target must be a client id below every deployment's n_clients ({smallest}), got {target}")
     attacks = _attacks(data.get("attacks", [{"name": a.name} for a in defaults.attacks]))
@@ -188,7 +215,9 @@ def parse_spec(data: Mapping[str, Any]) -> DeploymentSpec:
     seeds = tuple(_integer(f"spec.seeds[{i}]", s, minimum=0) for i, s in enumerate(seeds_value))
     if len(set(seeds)) != len(seeds):
         raise ConfigError(f"spec.seeds must not repeat a seed, got {list(seeds)}")
-    return DeploymentSpec(name, task, deployments, schemes, scheme_options, observers, target, attacks, audit, seeds)
+    return DeploymentSpec(
+        name, task, deployments, schemes, scheme_options, observers, target, attacks, audit, seeds, sweeps
+    )
 
 
 def _task(value: object) -> TaskSpec:
@@ -212,6 +241,9 @@ def _task(value: object) -> TaskSpec:
     batch_size = None if batch is None else _integer("spec.task.batch_size", batch, minimum=1)
     lr = _positive("spec.task.lr", table.get("lr", defaults.lr))
     rounds = _integer("spec.task.rounds", table.get("rounds", defaults.rounds), minimum=1)
+    test_fraction = table.get("test_fraction", defaults.test_fraction)
+    if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float)) or not 0 <= test_fraction < 1:
+        raise ConfigError(f"spec.task.test_fraction must be a number in [0, 1), got {test_fraction!r}")
     options = {
         key: _table(f"spec.task.{key}", table.get(key, {}))
         for key in ("dataset_options", "model_options", "partition_options")
@@ -219,7 +251,7 @@ def _task(value: object) -> TaskSpec:
     return TaskSpec(
         dataset=dataset, model=model, partition=partition, algorithm=algorithm,  # type: ignore[arg-type]
         local_epochs=local_epochs, batch_size=batch_size, lr=lr, rounds=rounds, loss=loss,  # type: ignore[arg-type]
-        **options,
+        test_fraction=float(test_fraction), **options,
     )
 
 
@@ -249,20 +281,49 @@ def _deployments(value: object) -> tuple[DeploymentSize, ...]:
     return tuple(sizes)
 
 
-def _schemes(value: object) -> tuple[str, ...]:
+def _schemes(value: object, *, where: str = "spec.schemes", add_mpc: bool = True) -> tuple[str, ...]:
     from leakage.aggregation import scheme_names, split_scheme_name
 
     if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
-        raise ConfigError(f"spec.schemes must be a non-empty list of scheme names, got {value!r:.80}")
+        raise ConfigError(f"{where} must be a non-empty list of scheme names, got {value!r:.80}")
     known = scheme_names()
     for index, name in enumerate(value):
         for stage in split_scheme_name(name):
             if stage not in known:
-                raise ConfigError(f"spec.schemes[{index}] has unknown stage {stage!r}; choose from: {', '.join(known)}")
+                at = f"{where}[{index}]" if add_mpc else where
+                raise ConfigError(f"{at} has unknown stage {stage!r}; choose from: {', '.join(known)}")
     schemes = [str(v) for v in value]
     if len(set(schemes)) != len(schemes):
-        raise ConfigError(f"spec.schemes must not repeat a scheme, got {schemes}")
-    return tuple(schemes) if "mpc" in schemes else (*schemes, "mpc")
+        raise ConfigError(f"{where} must not repeat a scheme, got {schemes}")
+    return tuple(schemes) if "mpc" in schemes or not add_mpc else (*schemes, "mpc")
+
+
+def _sweeps(value: object, deployment_names: Sequence[str]) -> tuple[SweepSpec, ...]:
+    if not isinstance(value, list):
+        raise ConfigError(f"spec.sweeps must be a list of tables, got {value!r:.80}")
+    sweeps = []
+    for index, item in enumerate(value):
+        where = f"spec.sweeps[{index}]"
+        table = _table(where, item)
+        _check_keys(where, table, ("name", "scheme", "n_clients"))
+        if "scheme" not in table:
+            raise ConfigError(f"{where} needs a scheme")
+        (scheme,) = _schemes([table["scheme"]], where=f"{where}.scheme", add_mpc=False)
+        name = _string(f"{where}.name", table.get("name", f"{scheme} sweep"))
+        sizes_value = table.get("n_clients", list(SWEEP_SIZES))
+        if not isinstance(sizes_value, list) or len(sizes_value) < 2:
+            raise ConfigError(f"{where}.n_clients must be a list of at least two integers >= 2, got {sizes_value!r:.80}")
+        sizes = [_integer(f"{where}.n_clients[{i}]", size, minimum=2) for i, size in enumerate(sizes_value)]
+        if sizes != sorted(set(sizes)):
+            raise ConfigError(f"{where}.n_clients must be increasing without repeats, got {sizes}")
+        sweeps.append(SweepSpec(name, scheme, tuple(sizes)))
+    names = [sweep.name for sweep in sweeps]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"spec.sweeps names must be unique, got {names}")
+    clash = sorted(set(names) & set(deployment_names))
+    if clash:
+        raise ConfigError(f"spec.sweeps name {clash[0]!r} is also a deployment's name")
+    return tuple(sweeps)
 
 
 def _scheme_options(value: object, schemes: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -272,7 +333,9 @@ def _scheme_options(value: object, schemes: Sequence[str]) -> dict[str, dict[str
     options: dict[str, dict[str, Any]] = {}
     for scheme, stage_options in table.items():
         if scheme not in schemes:
-            raise ConfigError(f"spec.scheme_options.{scheme} names no scheme of spec.schemes ({', '.join(schemes)})")
+            raise ConfigError(
+                f"spec.scheme_options.{scheme} names no scheme of spec.schemes or spec.sweeps ({', '.join(schemes)})"
+            )
         options[scheme] = _table(f"spec.scheme_options.{scheme}", stage_options)
         try:  # options are checked now, not when the scheme's first job runs
             create_scheme(scheme, **options[scheme])
@@ -303,10 +366,12 @@ def _attacks(value: object) -> tuple[AttackSpec, ...]:
 
 
 def _scored_attacks(registered: Sequence[str]) -> tuple[str, ...]:
-    """Attacks ``leakage score`` knows how to score: update recovery and reconstruction."""
-    from leakage.quantify.scoring import RECONSTRUCTION_ATTACKS, UPDATE_ATTACKS
+    """Attacks ``leakage score`` can score: those whose declared product has a scorer."""
+    from attacks import ATTACKS
+    from leakage.quantify.scoring import scored_products
 
-    return tuple(name for name in registered if name in UPDATE_ATTACKS or name in RECONSTRUCTION_ATTACKS)
+    products = scored_products()
+    return tuple(name for name in registered if ATTACKS.get(name).produces in products)
 
 
 def _audit(value: object, deployment_names: Sequence[str]) -> AuditSpec | None:

@@ -118,7 +118,7 @@ def measure_single_update_leakage(
         "audit": {"trials": audit_trials} if audit_trials is not None else False,
         "seeds": [seed],
     })
-    report = score(spec)
+    report = score(spec).to_dict()
     rows = [r for r in report["results"] if r["scheme"] == scheme and r["observer"] == observer]
     ran = [r for r in rows if r["status"] == "ok"]
     worst = max(ran, key=lambda r: r["leakage"], default=None)

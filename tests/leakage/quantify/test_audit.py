@@ -35,7 +35,7 @@ def audits():
         "attacks": [{"name": "round_difference"}],
         "audit": {"trials": 64},
     })
-    report = score(spec)
+    report = score(spec).to_dict()
     return {(a["scheme"], a["observer"]): a for a in report["audits"]}
 
 

@@ -37,7 +37,7 @@ def _without_timings(report: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def in_process() -> dict[str, Any]:
-    report = score(_spec(), workers=1)
+    report = score(_spec(), workers=1).to_dict()
     assert report["results"] and report["headlines"] and report["audits"]
     return report
 
@@ -52,7 +52,7 @@ def ray_temp_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
 
 
 def test_a_process_pool_gives_the_same_report(in_process: dict[str, Any]) -> None:
-    pooled = score(_spec(), workers=2)
+    pooled = score(_spec(), workers=2).to_dict()
 
     assert pooled["results"] == in_process["results"]
     assert pooled["headlines"] == in_process["headlines"]
@@ -64,7 +64,7 @@ def test_ray_gives_the_same_report(in_process: dict[str, Any], ray_temp_dir: Pat
     import ray
 
     assert not ray.is_initialized()  # so run_jobs starts its own local instance
-    on_ray = score(_spec(), backend="ray", workers=2)
+    on_ray = score(_spec(), backend="ray", workers=2).to_dict()
 
     assert on_ray["backend"] == "ray"
     assert on_ray["results"] == in_process["results"]

@@ -26,7 +26,7 @@ def _headline(report, deployment, scheme):
 def two_clients():
     spec = _spec([{"name": "two", "n_clients": 2}], ["plain", "secagg"], ["server", "participant", "public"],
                  attacks=({"name": "round_difference"}, {"name": "idlg", "options": {"max_evals": 300, "restarts": 1}}))
-    return score(spec)
+    return score(spec).to_dict()
 
 
 def test_mpc_scores_zero_and_plain_scores_one_with_two_clients(two_clients) -> None:
@@ -62,7 +62,7 @@ def test_every_row_is_normalised_and_reconstructions_carry_images(two_clients) -
 def test_the_same_seed_gives_the_same_numbers(two_clients) -> None:
     spec = parse_spec(two_clients["spec"])
 
-    again = score(spec)
+    again = score(spec).to_dict()
 
     assert again["results"] == two_clients["results"] and again["headlines"] == two_clients["headlines"]
 
@@ -70,7 +70,7 @@ def test_the_same_seed_gives_the_same_numbers(two_clients) -> None:
 def test_a_hundred_client_secagg_server_learns_little() -> None:
     spec = _spec([{"name": "hundred", "n_clients": 100}], ["secagg"], ["server", "participant"])
 
-    report = score(spec)
+    report = score(spec).to_dict()
 
     rows = {(r["observer"], r["attack"]): r for r in report["results"] if r["scheme"] == "secagg"}
     assert rows[("server", "plaintext")]["status"] == "not_applicable"
@@ -90,7 +90,7 @@ def test_a_logreg_deployment_scores_mpc_from_a_real_secret_shared_run() -> None:
         "attacks": [{"name": "round_difference"}],
         "audit": False,
     })
-    report = score(spec)
+    report = score(spec).to_dict()
 
     (mpc_cost,) = [c for c in report["costs"] if c["scheme"] == "mpc"]
     assert mpc_cost["mpc_backend"] == "secureml"
