@@ -48,7 +48,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
 import defenses  # noqa: F401  (registers the secagg scheme)
-from defenses.mpc_protocol import (
+from defenses.mpc.protocol import (
     LogisticModel,
     MpcTrainingResult,
     SigmoidKind,
@@ -315,7 +315,9 @@ def main() -> None:
     report = {
         "benchmark": "mpc_vs_fl",
         "settings": {
-            "dataset": "sklearn breast_cancer, train_test_split(test_size=0.2, random_state=0), StandardScaler on train",
+            "dataset": (
+                "sklearn breast_cancer, train_test_split(test_size=0.2, random_state=0), StandardScaler on train"
+            ),
             "train_rows": len(split[0]),
             "test_rows": len(split[2]),
             "features": split[0].shape[1],

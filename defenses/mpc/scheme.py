@@ -2,30 +2,35 @@
 
 The zero-excess-leakage baseline of the toolkit: whatever an attack learns under
 ``mpc`` it could have learnt from the released model alone. The training runs through
-a pluggable :class:`MPCBackend`: ``"secureml"`` (:mod:`defenses.mpc_secureml`) really
-trains two-class logistic regression on secret shares; ``"ideal"`` is the ideal
-functionality (a trusted box) that a real protocol must match, used for every other
-model. ``"auto"`` (the default) picks ``secureml`` when it applies and ``ideal``
-otherwise, and the choice is published as ``mpc_backend`` so reports can say which ran.
+a pluggable backend (:mod:`defenses.mpc.backends`). ``"auto"`` (the default) runs the
+first backend of :func:`~defenses.mpc.backends.auto_candidates` whose ``supports`` accepts
+the deployment: a real protocol where one applies, else the ideal functionality. The
+choice is published as ``mpc_backend``, and its one-line description as
+``mpc_backend_description``, so reports can say which ran.
 """
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+import inspect
+from typing import Any
 
 from torch import Tensor
 
+from defenses.mpc.backends import (
+    MPC_BACKENDS,
+    IdealFunctionality,
+    MPCBackend,
+    auto_candidates,
+    describe_mpc_backend,
+)
 from leakage.aggregation import (
     SCHEMES,
     AggregationScheme,
     Deployment,
     RoundContext,
     RoundOutcome,
-    weighted_mean,
 )
 from leakage.errors import ConfigError
-from leakage.registry import Registry
 from leakage.views import (
     EAVESDROPPER,
     PUBLIC,
@@ -36,60 +41,20 @@ from leakage.views import (
     released_model_view,
 )
 
-__all__ = ["MPC_BACKENDS", "IdealFunctionality", "MPCBackend", "MPCTraining"]
+__all__ = ["MPCTraining"]
 
 
-class MPCBackend(ABC):
-    """Computes one round's new global model from the clients' secret inputs.
-
-    A backend receives the whole :class:`RoundContext` because an ideal functionality
-    does; a real protocol secret-shares ``context.updates`` and ``context.weights``
-    among its parties and opens nothing but its output. Subclasses take keyword-only
-    options, validate them and do no work in ``__init__``.
-    """
-
-    name: ClassVar[str] = ""
-    trains_on_shares: ClassVar[bool] = False  # computes from the clients' data batches, not their updates
-
-    def prepare(self, deployment: Deployment) -> None:
-        """Check the backend against ``deployment`` (ring size, number of parties) before round 0."""
-
-    @abstractmethod
-    def aggregate(self, context: RoundContext) -> Tensor:
-        """Return the new global model ``[P]`` after this round's aggregation."""
-
-    def round_metrics(self) -> dict[str, float]:
-        """Measurements of the last round no observer is shown (bytes, rounds, seconds)."""
-        return {}
-
-    def party_state(self) -> dict[str, Tensor]:
-        """What the computing party run by the server keeps between rounds (its shares)."""
-        return {}
+def _option_names(backend: type[MPCBackend]) -> frozenset[str]:
+    """Return the keyword-only options ``backend``'s constructor takes."""
+    parameters = inspect.signature(backend).parameters.values()
+    return frozenset(p.name for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY)
 
 
-MPC_BACKENDS: Registry[type[MPCBackend]] = Registry("mpc backend")
-
-
-@MPC_BACKENDS.register("ideal")
-class IdealFunctionality(MPCBackend):
-    """The ideal functionality ``F_agg``: a trusted party computes plain FedAvg.
-
-    ``params_after = params_before + server_lr * sum_i n_i u_i / sum_i n_i`` over the
-    clients whose input arrived (sample-count weights ``n_i``, dropped clients
-    excluded), exactly as ``plain`` computes it. In the ideal/real paradigm (Canetti,
-    "Security and Composition of Multiparty Cryptographic Protocols", J. Cryptology
-    2000) a protocol is secure if whatever an adversary sees in a real run can be
-    simulated from what ``F_agg`` reveals: here only the final model.
-
-    This backend is not a protocol: it computes in the clear inside the simulator.
-    It is the specification a real MPC backend must match output for output, and it
-    gives the views of a perfectly secure run without paying for one.
-    """
-
-    name = "ideal"
-
-    def aggregate(self, context: RoundContext) -> Tensor:
-        return context.apply(weighted_mean(context.updates, context.arrived_weights))
+def _create_with_own_options(name: str, options: dict[str, Any]) -> MPCBackend:
+    """Create backend ``name`` from the entries of ``options`` it takes (``"auto"`` passes all it has)."""
+    names = _option_names(MPC_BACKENDS.get(name))
+    backend: MPCBackend = MPC_BACKENDS.create(name, **{k: v for k, v in options.items() if k in names})
+    return backend
 
 
 @SCHEMES.register("mpc")
@@ -116,8 +81,10 @@ class MPCTraining(AggregationScheme):
 
     Args:
         backend: ``"auto"`` or a name in ``MPC_BACKENDS`` (``"ideal"``, ``"secureml"``).
-        **options: the ``secureml`` backend's options (``parties``, ``sigmoid``,
-            ``fractional_bits``, ``randomness``); ``ideal`` takes none.
+        **options: the backend's options (``secureml``: ``parties``, ``sigmoid``,
+            ``fractional_bits``, ``randomness``; ``ideal`` takes none). Under ``"auto"``
+            each candidate gets the options its constructor takes, and every option must
+            be taken by at least one candidate.
 
     Raises:
         ConfigError: an unknown backend (the message lists the choices) or option.
@@ -146,9 +113,21 @@ class MPCTraining(AggregationScheme):
         self.options = dict(options)
         if backend != "auto":
             self.backend: MPCBackend = MPC_BACKENDS.create(backend, **options)
-        else:  # resolved in prepare(); the real protocol's options are checked now
-            self.backend = IdealFunctionality()
-            MPC_BACKENDS.create("secureml", **options)
+            return
+        # Resolved in prepare(), once the deployment is known; until then (a round run
+        # without a deployment) the ideal functionality, the specification every backend
+        # matches, computes. Every candidate's options are checked now, not mid-run.
+        self.backend = IdealFunctionality()
+        candidates = auto_candidates()
+        accepted = frozenset().union(*(_option_names(MPC_BACKENDS.get(name)) for name in candidates))
+        unknown = sorted(set(options) - accepted)
+        if unknown:
+            raise ConfigError(
+                f"unknown option {unknown[0]!r} for mpc backend 'auto'; its candidates "
+                f"({', '.join(candidates)}) accept: {', '.join(sorted(accepted)) or 'no options'}"
+            )
+        for name in candidates:
+            _create_with_own_options(name, options)
 
     @property
     def backend_name(self) -> str:
@@ -161,10 +140,11 @@ class MPCTraining(AggregationScheme):
 
     def prepare(self, deployment: Deployment) -> None:
         if self.requested_backend == "auto":
-            from defenses.mpc_secureml import SecureMLBackend
-
-            chosen = "secureml" if SecureMLBackend.supports(deployment) else "ideal"
-            self.backend = MPC_BACKENDS.create(chosen, **(self.options if chosen == "secureml" else {}))
+            candidates = auto_candidates()
+            chosen = next((name for name in candidates if MPC_BACKENDS.get(name).supports(deployment)), None)
+            if chosen is None:
+                raise ConfigError(f"no mpc backend supports this deployment; auto tried {', '.join(candidates)}")
+            self.backend = _create_with_own_options(chosen, self.options)
         self.backend.prepare(deployment)
 
     def public_parameters(self) -> dict[str, PublicValue]:
@@ -195,5 +175,6 @@ class MPCTraining(AggregationScheme):
             params_after=params_after,
             survivors=tuple(sorted(context.arriving)),
             views=views,
+            public={"mpc_backend_description": describe_mpc_backend(self.backend_name)},
             metrics=self.backend.round_metrics(),
         )

@@ -4,7 +4,7 @@ Each round the arriving clients act as data owners (SecureML's outsourced settin
 Mohassel & Zhang, IEEE S&P 2017, Sec. 2): they secret-share the rows they would have
 trained on among ``parties`` (2 or 3) non-colluding computing parties, which run the
 clients' local training and the weighted FedAvg on shares with
-:class:`defenses.mpc_protocol.SecureLogisticSession`. The model stays shared from round
+:class:`defenses.mpc.protocol.SecureLogisticSession`. The model stays shared from round
 to round; only the final model is opened, in the final round.
 
 The toolkit's ``logreg`` with two classes is a softmax over two linear scores
@@ -34,8 +34,8 @@ import torch
 from numpy.typing import NDArray
 from torch import Tensor
 
-from defenses.mpc import MPC_BACKENDS, MPCBackend
-from defenses.mpc_protocol import (
+from defenses.mpc.backends import MPC_BACKENDS, MPCBackend
+from defenses.mpc.protocol import (
     SUPPORTED_PARTIES,
     RingArray,
     SecureLogisticSession,
@@ -82,6 +82,8 @@ class SecureMLBackend(MPCBackend):
     """
 
     name = "secureml"
+    description = "real protocol run: trained on secret shares (SecureML), only the final model opened"
+    auto_preference = 0  # a real protocol run, whenever it applies, before the ideal functionality
     trains_on_shares: ClassVar[bool] = True
 
     def __init__(
@@ -110,8 +112,8 @@ class SecureMLBackend(MPCBackend):
         self._total = np.zeros(0)
         self._metrics: dict[str, float] = {}
 
-    @staticmethod
-    def supports(deployment: Deployment) -> bool:
+    @classmethod
+    def supports(cls, deployment: Deployment) -> bool:
         """Whether ``deployment`` trains what this backend computes: two-class ``logreg`` with cross-entropy."""
         return deployment.model == "logreg" and deployment.num_classes == 2 and deployment.loss == "cross_entropy"
 

@@ -10,7 +10,7 @@ Multiparty Protocols Using Circuit Randomization", CRYPTO 1991.
 
 from __future__ import annotations
 
-from defenses.mpc_protocol.beaver import (
+from defenses.mpc.protocol.beaver import (
     MpcParty,
     PendingProduct,
     TripleShare,
@@ -23,7 +23,7 @@ from defenses.mpc_protocol.beaver import (
     secure_matmul_premasked,
     secure_multiply,
 )
-from defenses.mpc_protocol.channel import (
+from defenses.mpc.protocol.channel import (
     Channel,
     MalformedMessageError,
     decode_bit_arrays,
@@ -33,7 +33,7 @@ from defenses.mpc_protocol.channel import (
     framed_bits_size,
     framed_size,
 )
-from defenses.mpc_protocol.comparison import (
+from defenses.mpc.protocol.comparison import (
     CIRCUIT_LAYERS,
     MSB_ROUNDS,
     BitArray,
@@ -52,15 +52,15 @@ from defenses.mpc_protocol.comparison import (
     xor_reconstruct,
     xor_share,
 )
-from defenses.mpc_protocol.fixed_point import (
+from defenses.mpc.protocol.fixed_point import (
     DEFAULT_FRACTIONAL_BITS,
     decode_fixed,
     encode_fixed,
     representable_range,
     truncate_share,
 )
-from defenses.mpc_protocol.prg import SEED_BYTES, AesCtrPrg
-from defenses.mpc_protocol.ring import (
+from defenses.mpc.protocol.prg import SEED_BYTES, AesCtrPrg
+from defenses.mpc.protocol.ring import (
     RING_BITS,
     RingArray,
     ring_add,
@@ -72,22 +72,22 @@ from defenses.mpc_protocol.ring import (
     ring_sum,
     ring_to_signed,
 )
-from defenses.mpc_protocol.session import (
+from defenses.mpc.protocol.session import (
     MaskedRows,
     RowMask,
     SecureLogisticSession,
     SigmoidKind,
     StepMaterial,
 )
-from defenses.mpc_protocol.sharing import SUPPORTED_PARTIES, reconstruct, share
-from defenses.mpc_protocol.sigmoid import (
+from defenses.mpc.protocol.sharing import SUPPORTED_PARTIES, reconstruct, share
+from defenses.mpc.protocol.sigmoid import (
     CUBIC_SIGMOID_COEFFICIENTS,
     cubic_sigmoid,
     piecewise_sigmoid,
     secure_cubic_sigmoid,
     secure_piecewise_sigmoid,
 )
-from defenses.mpc_protocol.training import (
+from defenses.mpc.protocol.training import (
     LogisticModel,
     MpcTrainingResult,
     logistic_accuracy,
@@ -95,7 +95,7 @@ from defenses.mpc_protocol.training import (
     train_logistic_regression_mpc,
     train_logistic_regression_plain,
 )
-from defenses.mpc_protocol.truncation import secure_truncate
+from defenses.mpc.protocol.truncation import secure_truncate
 
 __all__ = [
     "CIRCUIT_LAYERS",

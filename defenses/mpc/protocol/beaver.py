@@ -23,13 +23,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from defenses.mpc_protocol.channel import (
+from defenses.mpc.protocol.channel import (
     Channel,
     decode_ring_arrays,
     encode_ring_arrays,
 )
-from defenses.mpc_protocol.prg import AesCtrPrg
-from defenses.mpc_protocol.ring import (
+from defenses.mpc.protocol.prg import AesCtrPrg
+from defenses.mpc.protocol.ring import (
     RingArray,
     ring_add,
     ring_from_signed,
@@ -40,7 +40,7 @@ from defenses.mpc_protocol.ring import (
     ring_sum,
     ring_to_signed,
 )
-from defenses.mpc_protocol.sharing import SUPPORTED_PARTIES, share
+from defenses.mpc.protocol.sharing import SUPPORTED_PARTIES, share
 
 __all__ = [
     "MpcParty",
@@ -95,7 +95,7 @@ class TrustedDealer:
 
     >>> dealer = TrustedDealer(num_parties=2, prg=AesCtrPrg(seed=bytes(32)))
     >>> triples = dealer.elementwise_triples((3,))
-    >>> from defenses.mpc_protocol.sharing import reconstruct
+    >>> from defenses.mpc.protocol.sharing import reconstruct
     >>> a, b, c = (reconstruct([getattr(t, n) for t in triples]) for n in "abc")
     >>> bool((ring_multiply(a, b) == c).all())
     True
@@ -154,7 +154,8 @@ class TrustedDealer:
         if left.ndim != 2 or len(right_shape) != 2 or left.shape[1] != right_shape[0]:
             raise ValueError(f"matrix shapes must be [m, k] and [k, n], got {left.shape} and {right_shape}")
         b = self._prg.random_ring(right_shape)
-        b_shares, c_shares = share(b, self.num_parties, self._prg), share(ring_matmul(left, b), self.num_parties, self._prg)
+        b_shares = share(b, self.num_parties, self._prg)
+        c_shares = share(ring_matmul(left, b), self.num_parties, self._prg)
         return [
             TripleShare(a=sa, b=sb, c=sc) for sa, sb, sc in zip(left_shares, b_shares, c_shares, strict=True)
         ]
@@ -299,7 +300,9 @@ def secure_matmul_premasked(
         MalformedMessageError: if a peer's message is missing, truncated or mis-shaped.
     """
     if not len(parties) == len(y_shares) == len(triples):
-        raise ValueError(f"need one party, y share and triple each, got {len(parties)}, {len(y_shares)}, {len(triples)}")
+        raise ValueError(
+            f"need one party, y share and triple each, got {len(parties)}, {len(y_shares)}, {len(triples)}"
+        )
     for y, t in zip(y_shares, triples, strict=True):
         if opened_left.shape != t.a.shape or y.shape != t.b.shape:
             raise ValueError(
@@ -339,7 +342,7 @@ def secure_multiply(
 ) -> list[RingArray]:
     """Return shares of ``x * y mod 2^64`` (elementwise), one round of communication.
 
-    >>> from defenses.mpc_protocol.sharing import reconstruct
+    >>> from defenses.mpc.protocol.sharing import reconstruct
     >>> import numpy as np
     >>> prg = AesCtrPrg(seed=bytes(32))
     >>> channel = Channel(num_parties=2)

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from defenses.mpc_protocol.ring import RingArray
+from defenses.mpc.protocol.ring import RingArray
 
 __all__ = [
     "Channel",

@@ -47,21 +47,21 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from defenses.mpc_protocol.beaver import (
+from defenses.mpc.protocol.beaver import (
     MpcParty,
     broadcast,
     open_share_arrays,
     open_shares,
 )
-from defenses.mpc_protocol.channel import decode_bit_arrays, encode_bit_arrays
-from defenses.mpc_protocol.prg import AesCtrPrg
-from defenses.mpc_protocol.ring import (
+from defenses.mpc.protocol.channel import decode_bit_arrays, encode_bit_arrays
+from defenses.mpc.protocol.prg import AesCtrPrg
+from defenses.mpc.protocol.ring import (
     RingArray,
     ring_add,
     ring_multiply,
     ring_subtract,
 )
-from defenses.mpc_protocol.sharing import SUPPORTED_PARTIES, share
+from defenses.mpc.protocol.sharing import SUPPORTED_PARTIES, share
 
 __all__ = [
     "CIRCUIT_LAYERS",
@@ -277,7 +277,8 @@ class ComparisonDealer:
         msb, rho = self._msb_with_rho((compared, *shape))
         value_mask = self._prg.random_ring(shape)
         products = ring_multiply(rho.astype(np.uint64), value_mask[None])
-        masks, product_shares = share(value_mask, self.num_parties, self._prg), share(products, self.num_parties, self._prg)
+        masks = share(value_mask, self.num_parties, self._prg)
+        product_shares = share(products, self.num_parties, self._prg)
         return [
             SelectPreprocessing(msb=m, value_mask=v, bit_mask_products=p)
             for m, v, p in zip(msb, masks, product_shares, strict=True)
@@ -440,7 +441,7 @@ def secure_msb(
     Raises:
         ValueError: if the party, share and preprocessing counts differ.
 
-    >>> from defenses.mpc_protocol import Channel, reconstruct, ring_from_signed
+    >>> from defenses.mpc.protocol import Channel, reconstruct, ring_from_signed
     >>> prg = AesCtrPrg(seed=bytes(32))
     >>> channel = Channel(num_parties=2)
     >>> parties = [MpcParty(party_index=i, channel=channel) for i in range(2)]

@@ -22,7 +22,7 @@ For three parties this local trick is not sound: the sum of three independently
 floored shares can also carry across a wrap with constant probability when two shares
 are uniform, and the error is not bounded by one unit. Three parties truncate with a
 dealer-supplied truncation pair (``r``, ``r >> f``) as in ABY3 instead
-(``defenses.mpc_protocol.truncation.secure_truncate``), so ``truncate_share`` raises for
+(``defenses.mpc.protocol.truncation.secure_truncate``), so ``truncate_share`` raises for
 ``num_parties != 2``.
 """
 
@@ -31,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from defenses.mpc_protocol.ring import (
+from defenses.mpc.protocol.ring import (
     RingArray,
     ring_from_signed,
     ring_negate,

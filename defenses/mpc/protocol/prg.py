@@ -15,7 +15,7 @@ import numpy as np
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from numpy.typing import NDArray
 
-from defenses.mpc_protocol.ring import RingArray
+from defenses.mpc.protocol.ring import RingArray
 
 __all__ = ["SEED_BYTES", "AesCtrPrg"]
 

@@ -20,7 +20,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from defenses.mpc_protocol.beaver import (
+from defenses.mpc.protocol.beaver import (
     MpcParty,
     TripleShare,
     TruncationPair,
@@ -28,19 +28,19 @@ from defenses.mpc_protocol.beaver import (
     open_shares,
     secure_matmul_premasked,
 )
-from defenses.mpc_protocol.channel import (
+from defenses.mpc.protocol.channel import (
     Channel,
     decode_ring_arrays,
     encode_ring_arrays,
     framed_size,
 )
-from defenses.mpc_protocol.comparison import ComparisonDealer, SelectPreprocessing
-from defenses.mpc_protocol.fixed_point import decode_fixed, encode_fixed
-from defenses.mpc_protocol.prg import AesCtrPrg
-from defenses.mpc_protocol.ring import RingArray, ring_add, ring_multiply, ring_subtract
-from defenses.mpc_protocol.sharing import SUPPORTED_PARTIES, reconstruct, share
-from defenses.mpc_protocol.sigmoid import secure_cubic_sigmoid, secure_piecewise_sigmoid
-from defenses.mpc_protocol.truncation import secure_truncate
+from defenses.mpc.protocol.comparison import ComparisonDealer, SelectPreprocessing
+from defenses.mpc.protocol.fixed_point import decode_fixed, encode_fixed
+from defenses.mpc.protocol.prg import AesCtrPrg
+from defenses.mpc.protocol.ring import RingArray, ring_add, ring_multiply, ring_subtract
+from defenses.mpc.protocol.sharing import SUPPORTED_PARTIES, reconstruct, share
+from defenses.mpc.protocol.sigmoid import secure_cubic_sigmoid, secure_piecewise_sigmoid
+from defenses.mpc.protocol.truncation import secure_truncate
 
 __all__ = ["MaskedRows", "RowMask", "SecureLogisticSession", "SigmoidKind", "StepMaterial", "with_bias_column"]
 

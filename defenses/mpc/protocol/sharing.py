@@ -12,8 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from defenses.mpc_protocol.prg import AesCtrPrg
-from defenses.mpc_protocol.ring import RingArray, ring_subtract, ring_sum
+from defenses.mpc.protocol.prg import AesCtrPrg
+from defenses.mpc.protocol.ring import RingArray, ring_subtract, ring_sum
 
 __all__ = ["SUPPORTED_PARTIES", "reconstruct", "share"]
 

@@ -36,16 +36,16 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from defenses.mpc_protocol.beaver import (
+from defenses.mpc.protocol.beaver import (
     MpcParty,
     TripleShare,
     TruncationPair,
     secure_multiply,
 )
-from defenses.mpc_protocol.comparison import SelectPreprocessing, secure_select
-from defenses.mpc_protocol.fixed_point import DEFAULT_FRACTIONAL_BITS, encode_fixed
-from defenses.mpc_protocol.ring import RingArray, ring_add, ring_multiply, ring_subtract
-from defenses.mpc_protocol.truncation import secure_truncate
+from defenses.mpc.protocol.comparison import SelectPreprocessing, secure_select
+from defenses.mpc.protocol.fixed_point import DEFAULT_FRACTIONAL_BITS, encode_fixed
+from defenses.mpc.protocol.ring import RingArray, ring_add, ring_multiply, ring_subtract
+from defenses.mpc.protocol.truncation import secure_truncate
 
 __all__ = [
     "CUBIC_SIGMOID_COEFFICIENTS",

@@ -45,14 +45,14 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from defenses.mpc_protocol.channel import Channel
-from defenses.mpc_protocol.session import (
+from defenses.mpc.protocol.channel import Channel
+from defenses.mpc.protocol.session import (
     SecureLogisticSession,
     SigmoidKind,
     with_bias_column,
 )
-from defenses.mpc_protocol.sharing import SUPPORTED_PARTIES
-from defenses.mpc_protocol.sigmoid import cubic_sigmoid, piecewise_sigmoid
+from defenses.mpc.protocol.sharing import SUPPORTED_PARTIES
+from defenses.mpc.protocol.sigmoid import cubic_sigmoid, piecewise_sigmoid
 
 __all__ = [
     "LogisticModel",

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from defenses.mpc_protocol.beaver import MpcParty, TruncationPair, open_shares
-from defenses.mpc_protocol.fixed_point import truncate_share
-from defenses.mpc_protocol.ring import (
+from defenses.mpc.protocol.beaver import MpcParty, TruncationPair, open_shares
+from defenses.mpc.protocol.fixed_point import truncate_share
+from defenses.mpc.protocol.ring import (
     RingArray,
     ring_add,
     ring_from_signed,
@@ -53,8 +53,8 @@ def secure_truncate(
         ValueError: three parties without pairs, or counts or shapes that do not match.
 
     >>> import numpy as np
-    >>> from defenses.mpc_protocol import AesCtrPrg, Channel, TrustedDealer, decode_fixed, encode_fixed
-    >>> from defenses.mpc_protocol import reconstruct, share
+    >>> from defenses.mpc.protocol import AesCtrPrg, Channel, TrustedDealer, decode_fixed, encode_fixed
+    >>> from defenses.mpc.protocol import reconstruct, share
     >>> prg = AesCtrPrg(seed=bytes(32))
     >>> channel = Channel(num_parties=3)
     >>> parties = [MpcParty(party_index=i, channel=channel) for i in range(3)]

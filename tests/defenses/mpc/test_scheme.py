@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-import defenses.mpc  # noqa: F401  # registers "mpc" and the "ideal" backend
+import defenses.mpc  # noqa: F401  # registers "mpc" and its backends
 from defenses.mpc import MPC_BACKENDS, IdealFunctionality, MPCBackend, MPCTraining
 from leakage import simulate
 from leakage.aggregation import SCHEMES, RoundContext, create_scheme

@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 
 import defenses  # noqa: F401  # registers every scheme and backend
 from defenses.mpc import MPCTraining
-from defenses.mpc_protocol import piecewise_sigmoid
+from defenses.mpc.protocol import piecewise_sigmoid
 from leakage.data import load_dataset
 from leakage.errors import ConfigError
 from leakage.simulation import SimulationSettings, Simulator
@@ -65,7 +65,9 @@ def test_fedsgd_on_shares_matches_its_plaintext_twin() -> None:
     # The softmax pair's sum never changes under gradient steps: only the difference is trained.
     start, end = transcript.initial_params.to(torch.float64), released.to(torch.float64)
     features = len(start) // 2 - 1
-    assert torch.allclose(start[:features] + start[features : 2 * features], end[:features] + end[features : 2 * features], atol=1e-5)
+    assert torch.allclose(
+        start[:features] + start[features : 2 * features], end[:features] + end[features : 2 * features], atol=1e-5
+    )
 
 
 def test_every_observer_sees_only_the_final_model() -> None:
@@ -77,7 +79,8 @@ def test_every_observer_sees_only_the_final_model() -> None:
             assert (view.params_after is not None) == final
             if final:
                 assert view.params_after is not None and torch.equal(view.params_after, record.params_after)
-            allowed = {"model_share"} if observer == SERVER else set() if observer in (EAVESDROPPER, PUBLIC) else {"data_indices"}
+            hidden = observer in (EAVESDROPPER, PUBLIC)
+            allowed = {"model_share"} if observer == SERVER else set() if hidden else {"data_indices"}
             assert set(view.own) <= allowed and not view.received
         assert record.metrics["mpc_bytes"] > 0 and record.metrics["mpc_rounds"] >= 11
 

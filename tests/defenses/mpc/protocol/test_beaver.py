@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from defenses.mpc_protocol import (
+from defenses.mpc.protocol import (
     AesCtrPrg,
     Channel,
     MalformedMessageError,

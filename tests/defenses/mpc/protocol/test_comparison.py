@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from defenses.mpc_protocol import (
+from defenses.mpc.protocol import (
     CIRCUIT_LAYERS,
     MSB_ROUNDS,
     AesCtrPrg,
@@ -28,7 +28,7 @@ from defenses.mpc_protocol import (
     xor_reconstruct,
     xor_share,
 )
-from defenses.mpc_protocol.comparison import PRODUCT_SUBSETS
+from defenses.mpc.protocol.comparison import PRODUCT_SUBSETS
 
 
 def _prg(label: int = 0) -> AesCtrPrg:

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from defenses.mpc_protocol import (
+from defenses.mpc.protocol import (
     AesCtrPrg,
     Channel,
     MpcParty,

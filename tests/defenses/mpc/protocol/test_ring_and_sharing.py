@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, arrays
 from scipy import stats
 
-from defenses.mpc_protocol import (
+from defenses.mpc.protocol import (
     AesCtrPrg,
     RingArray,
     reconstruct,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from defenses.mpc_protocol import (
+from defenses.mpc.protocol import (
     CUBIC_SIGMOID_COEFFICIENTS,
     MSB_ROUNDS,
     AesCtrPrg,

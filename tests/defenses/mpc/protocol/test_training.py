@@ -15,7 +15,7 @@ from sklearn.datasets import load_breast_cancer, load_digits
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
-from defenses.mpc_protocol import (
+from defenses.mpc.protocol import (
     MSB_ROUNDS,
     LogisticModel,
     MpcTrainingResult,

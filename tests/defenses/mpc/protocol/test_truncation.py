@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from defenses.mpc_protocol import (
+from defenses.mpc.protocol import (
     AesCtrPrg,
     Channel,
     MpcParty,
@@ -54,7 +54,9 @@ def test_truncation_errs_by_at_most_one_unit(values: list[float], parties: int, 
     channel, members = _parties(parties)
     reals = np.array(values)
     product = encode_fixed(reals, 32)  # a product of two 16-bit encodings carries 32 fractional bits
-    pairs = None if local else TrustedDealer(num_parties=parties, prg=_prg(f"d{seed}")).truncation_pairs(reals.shape, 16)
+    pairs = None
+    if not local:
+        pairs = TrustedDealer(num_parties=parties, prg=_prg(f"d{seed}")).truncation_pairs(reals.shape, 16)
     shares = share(product, parties, _prg(f"s{seed}"))
 
     result = decode_fixed(reconstruct(secure_truncate(members, shares, fractional_bits=16, pairs=pairs)), 16)

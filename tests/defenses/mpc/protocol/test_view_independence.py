@@ -21,7 +21,7 @@ import pytest
 from numpy.typing import NDArray
 from scipy.stats import chi2
 
-from defenses.mpc_protocol import (
+from defenses.mpc.protocol import (
     AesCtrPrg,
     Channel,
     RingArray,
@@ -29,7 +29,7 @@ from defenses.mpc_protocol import (
     ring_sum,
     train_logistic_regression_mpc,
 )
-from defenses.mpc_protocol import session as session_module
+from defenses.mpc.protocol import session as session_module
 
 _RUNS = 150
 _ALPHA = 0.01
