@@ -53,6 +53,16 @@ class Registry(Generic[T]):
 
         return decorator
 
+    def unregister(self, name: str) -> T:
+        """Remove ``name`` and return its entry (for plugins and tests that register for a while).
+
+        Raises:
+            UnknownNameError: ``name`` is not registered.
+        """
+        entry = self.get(name)
+        del self._entries[name]
+        return entry
+
     def _load_plugins(self) -> None:
         if self._plugins_loaded:
             return

@@ -18,6 +18,7 @@ from leakage.quantify.audit import (
 from leakage.quantify.backends import BACKENDS, Backend, run_jobs
 from leakage.quantify.observers import ROLES, observer_views
 from leakage.quantify.report import (
+    CSV_COLUMNS,
     HIDES_AT_MOST,
     REPORT_SCHEMA_VERSION,
     Report,
@@ -64,6 +65,7 @@ from leakage.quantify.spec import (
 
 __all__ = [
     "BACKENDS",
+    "CSV_COLUMNS",
     "HIDES_AT_MOST",
     "OBSERVER_KINDS",
     "REPORT_SCHEMA_VERSION",
