@@ -29,6 +29,7 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.colors import to_hex
 
+from defenses.mpc import MPC_BACKENDS, describe_mpc_backend
 from leakage.errors import ConfigError
 from leakage.files import write_atomically
 from leakage.report.figures import (
@@ -44,8 +45,6 @@ REPORT_SCHEMA_VERSION = 1
 """The version of ``report.json`` this renderer reads."""
 
 _RESULT_STATUSES = ("ok", "not_applicable")
-_IDEAL_MPC_NOTE = "ideal functionality, not a protocol run"
-_MPC_NOTES = {"secureml": "real protocol run: trained on secret shares (SecureML), only the final model opened"}
 
 _SCALE_EXPLANATION = (
     "Every attack is scored on a scale from 0 to 1. A score of 0 means the attack learned nothing beyond what "
@@ -387,6 +386,18 @@ def _audit_section(root: _Fields) -> _Section:
     return _Section("audits", heading, intro + figure + _table(headers, rows, classes))
 
 
+def _mpc_note(row: _Fields) -> str:
+    """Return how MPC ran for one costs row: the description the report recorded, else the backend's own."""
+    backend = row.optional_text("mpc_backend")
+    if backend is None:
+        return ""
+    recorded = row.optional_text("mpc_backend_description")
+    if recorded is not None:
+        return recorded
+    # A report written by another installation may name a backend this one lacks.
+    return describe_mpc_backend(backend) if backend in MPC_BACKENDS else f"MPC backend: {backend}"
+
+
 def _cost_section(root: _Fields) -> _Section:
     heading = "Federated learning versus MPC"
     costs = root.rows("costs")
@@ -395,7 +406,7 @@ def _cost_section(root: _Fields) -> _Section:
     rows, classes = [], []
     for row in costs:
         backend = row.optional_text("mpc_backend")
-        note = "" if backend is None else _IDEAL_MPC_NOTE if backend == "ideal" else _MPC_NOTES.get(backend, f"MPC backend: {backend}")
+        note = _mpc_note(row)
         classes.append("ideal" if backend == "ideal" else None)
         leakage = row.number("leakage")
         rows.append([
