@@ -48,6 +48,7 @@ from attacks.history import (
 )
 from attacks.inverting_gradients import InvertingGradientsAttack
 from attacks.labels import LabelStrategy, recover_labels
+from attacks.membership import LossThresholdAttack, MembershipAttack, MembershipScores
 from attacks.objective import (
     cosine_distance,
     l2_distance,
@@ -92,6 +93,9 @@ __all__ = [
     "InvertingGradientsAttack",
     "Knowledge",
     "LabelStrategy",
+    "LossThresholdAttack",
+    "MembershipAttack",
+    "MembershipScores",
     "Observation",
     "ObservationKind",
     "ObserverRole",

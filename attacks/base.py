@@ -72,6 +72,8 @@ class Knowledge:
             and disaggregation attacks under secure aggregation).
         auxiliary: data the attacker holds from the task's distribution, with its
             property flags (property inference trains on it).
+        candidates: records whose membership in the target's training data the
+            attacker scores (membership inference); it knows the records, not the answer.
     """
 
     model: nn.Module
@@ -88,6 +90,7 @@ class Knowledge:
     labels: Tensor | None = None
     client_weights: Mapping[int, float] | None = None
     auxiliary: Dataset | None = None
+    candidates: Dataset | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, nn.Module):
@@ -121,8 +124,10 @@ class Knowledge:
             if not all(isinstance(w, (int, float)) and math.isfinite(w) and w > 0 for w in weights.values()):
                 raise ConfigError(f"knowledge.client_weights must map client ids to weights > 0, got {weights}")
             object.__setattr__(self, "client_weights", {int(c): float(w) for c, w in weights.items()})
-        if self.auxiliary is not None and not isinstance(self.auxiliary, Dataset):
-            raise ConfigError(f"knowledge.auxiliary must be a leakage Dataset, got {type(self.auxiliary).__name__}")
+        for name in ("auxiliary", "candidates"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, Dataset):
+                raise ConfigError(f"knowledge.{name} must be a leakage Dataset, got {type(value).__name__}")
 
     @classmethod
     def from_dataset(cls, dataset: Dataset, model: nn.Module, **facts: Any) -> Knowledge:

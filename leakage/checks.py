@@ -4,10 +4,30 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Sequence
+from typing import TypeVar
 
 from leakage.errors import ConfigError
 
-__all__ = ["require_int", "require_positive_float"]
+__all__ = ["require_choice", "require_int", "require_positive_float"]
+
+T = TypeVar("T")
+
+
+def require_choice(name: str, value: object, choices: Sequence[T]) -> T:
+    """Return ``value`` if it is one of ``choices``, else raise ConfigError naming ``name`` and every choice.
+
+    >>> require_choice("algorithm", "fedavg", ("fedsgd", "fedavg"))
+    'fedavg'
+    >>> require_choice("algorithm", "sgd", ("fedsgd", "fedavg"))
+    Traceback (most recent call last):
+    ...
+    leakage.errors.ConfigError: algorithm must be one of fedsgd, fedavg, got 'sgd'
+    """
+    for choice in choices:
+        if type(value) is type(choice) and value == choice:
+            return choice
+    raise ConfigError(f"{name} must be one of {', '.join(str(c) for c in choices)}, got {value!r}")
 
 
 def require_int(name: str, value: object, *, minimum: int) -> int:

@@ -162,6 +162,7 @@ def _run_job(job: Job) -> dict[str, Any]:
             attacks = [(name, options) for name, options in attacks if ATTACKS.get(name).produces == "update_estimate"]
         rows = score_transcript(
             transcript, dataset, observers=spec.observers, target=spec.target, seed=job.seed, attacks=attacks,
+            held_out=test,
         )
         result["rows"] = rows
     result["attack_seconds"] = time.perf_counter() - started

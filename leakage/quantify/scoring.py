@@ -23,6 +23,9 @@ registered for that product in :data:`SCORERS` measures it:
   reconstructed from the observer's individual estimate of its update (found by the
   update stage); baseline: the PSNR of the dataset's mean input (a guess any observer
   can make); reference: the same attack on the true update.
+- ``membership`` (:class:`MembershipScorer`: ``loss_threshold``, ...): AUC of the
+  observer's scores of the target's training records against held-out records;
+  baseline: the same attack on the released model alone; reference 1.
 
 Scorers run in stages (update estimates first, then what chains on them). An observer
 that cannot run an attack gets ``status="not_applicable"`` with the reason, its metric
@@ -35,10 +38,11 @@ import math
 import statistics
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 import torch
+from sklearn.metrics import roc_auc_score
 from torch import Tensor
 
 from attacks import (
@@ -61,6 +65,7 @@ from leakage.views import RoundView
 
 __all__ = [
     "SCORERS",
+    "MembershipScorer",
     "ObserverScoring",
     "ReconstructionScorer",
     "RoundEstimate",
@@ -154,6 +159,7 @@ class ScoringTask:
         seed: the job's seed, for the attacks' generators.
         truth_updates: the target's true update per round it took part in, float64 ``[P]``.
         baseline_cosine: the released model's direction against those updates (the MPC level).
+        held_out: records no client trained on (the non-members of membership inference).
     """
 
     transcript: Transcript
@@ -162,15 +168,23 @@ class ScoringTask:
     seed: int
     truth_updates: Mapping[int, Tensor]
     baseline_cosine: float
+    held_out: Dataset | None = None
 
     @classmethod
-    def of(cls, transcript: Transcript, dataset: Dataset, *, target: int, seed: int) -> ScoringTask:
+    def of(
+        cls, transcript: Transcript, dataset: Dataset, *, target: int, seed: int, held_out: Dataset | None = None
+    ) -> ScoringTask:
         """Read the target's truth from ``transcript`` (the only place ground truth is read)."""
         truth = {r.round_index: r.update_of(target).double() for r in transcript.truth.rounds if target in r.client_ids}
         steps = max(1, len(transcript.rounds))
         change = (transcript.final_params.double() - transcript.initial_params.double()) / steps
         cosines = [update_cosine(change, update) for update in truth.values()]
-        return cls(transcript, dataset, target, seed, truth, statistics.mean(cosines) if cosines else 0.0)
+        return cls(transcript, dataset, target, seed, truth, statistics.mean(cosines) if cosines else 0.0, held_out)
+
+    def trained_records(self) -> Tensor:
+        """Dataset indices of every record the target trained on in any round, sorted."""
+        used = [r.sample_order[self.target] for r in self.transcript.truth.rounds if self.target in r.sample_order]
+        return torch.cat(used).unique() if used else torch.zeros(0, dtype=torch.int64)
 
     @property
     def first_round(self) -> int | None:
@@ -248,7 +262,7 @@ def scored_products() -> tuple[str, ...]:
     """The attack products ``leakage score`` has a scorer for.
 
     >>> scored_products()
-    ('reconstruction', 'update_estimate')
+    ('membership', 'reconstruction', 'update_estimate')
     """
     return tuple(SCORERS.names())
 
@@ -364,6 +378,64 @@ class ReconstructionScorer(Scorer):
         return value, metrics, reconstruction
 
 
+@SCORERS.register("membership")
+class MembershipScorer(Scorer):
+    """AUC of an observer's membership scores: the target's training records against held-out ones.
+
+    Baseline: the same attack run on what the public holds (the released model, all
+    that MPC reveals), so membership leakage is measured beyond the released model's;
+    reference: a perfect separation (AUC 1).
+    """
+
+    stage = 2
+    max_non_members = 1000
+
+    def __init__(self, task: ScoringTask) -> None:
+        super().__init__(task)
+        self._baselines: dict[str, float] = {}
+        self._candidates: Dataset | None = None
+        self._labels: list[int] = []
+        members = task.trained_records()
+        if task.held_out is None or len(task.held_out) == 0 or len(members) == 0:
+            self._why = (
+                "no held-out records to compare the target's with (task.test_fraction is 0)"
+                if task.held_out is None or len(task.held_out) == 0 else f"client {task.target} trained on nothing"
+            )
+            return
+        held_out = task.held_out
+        count = min(len(held_out), self.max_non_members)
+        chosen = torch.randperm(len(held_out), generator=task.generator())[:count].sort().values
+        inside, outside = task.dataset.subset(members), held_out.subset(chosen)
+        self._candidates = replace(
+            inside, inputs=torch.cat([inside.inputs, outside.inputs]),
+            targets=torch.cat([inside.targets, outside.targets]), properties={},
+        )
+        self._labels = [1] * len(members) + [0] * count
+
+    def score(self, attack: str, options: Mapping[str, Any], observer: ObserverScoring) -> list[ScoreRow]:
+        if not ATTACKS.get(attack).runs_as(observer.role):
+            return []
+        if self._candidates is None:
+            return [observer.not_applicable(attack, "auc", 0.5, 1.0, self._why)]
+        if attack not in self._baselines:
+            public = self.task.transcript.views_of("public")
+            self._baselines[attack] = self._auc(attack, options, public) if public else 0.5
+        baseline = self._baselines[attack]
+        try:
+            value = self._auc(attack, options, observer.views)
+        except ThreatModelError as error:
+            return [observer.not_applicable(attack, "auc", baseline, 1.0, str(error))]
+        metrics = {"auc": value, "members": float(sum(self._labels)), "non_members": float(self._labels.count(0))}
+        return [ScoreRow(observer.kind, observer.name, attack, "ok", "auc", value, baseline, 1.0,
+                         normalised_leakage(value, baseline, 1.0), metrics)]
+
+    def _auc(self, attack: str, options: Mapping[str, Any], views: Sequence[RoundView]) -> float:
+        task = self.task
+        knowledge = Knowledge.from_dataset(task.dataset, task.transcript.build_model(), candidates=self._candidates)
+        result = create_attack(attack, **options).run(views, knowledge, client=task.target, generator=task.generator())
+        return float(roc_auc_score(self._labels, result.scores.numpy()))
+
+
 def score_transcript(
     transcript: Transcript,
     dataset: Dataset,
@@ -372,6 +444,7 @@ def score_transcript(
     attacks: Sequence[tuple[str, Mapping[str, Any]]],
     target: int,
     seed: int,
+    held_out: Dataset | None = None,
 ) -> list[ScoreRow]:
     """Score every observer x attack on one transcript (ground truth is read here, and only here).
 
@@ -383,8 +456,9 @@ def score_transcript(
             (those that only read the view) are added for every observer they run as.
         target: the client the attacks go after.
         seed: the job's seed.
+        held_out: records no client trained on (membership inference's non-members).
     """
-    task = ScoringTask.of(transcript, dataset, target=target, seed=seed)
+    task = ScoringTask.of(transcript, dataset, target=target, seed=seed, held_out=held_out)
     planned = _plan(attacks)
     scorers = {product: SCORERS.get(product)(task) for product in {product for _, _, product in planned}}
     stages = sorted({scorer.stage for scorer in scorers.values()})

@@ -89,7 +89,7 @@ def test_spec_options_reach_an_update_recovery_attack() -> None:
 
 
 def test_only_products_with_a_scorer_can_be_named_in_a_spec() -> None:
-    assert set(scored_products()) == {"update_estimate", "reconstruction"}
+    assert set(scored_products()) == {"update_estimate", "reconstruction", "membership"}
     with pytest.raises(ValueError, match=r"spec.attacks\[0\].name must be one of .*round_difference"):
         parse_spec({"attacks": [{"name": "property_inference"}]})
 
@@ -155,3 +155,22 @@ def test_the_held_out_split_depends_on_the_seed_only_and_is_disjoint() -> None:
     assert not held_out & kept and len(held_out | kept) == len(digits)
     assert torch.equal(train.inputs, again.inputs) and not torch.equal(train.inputs, other.inputs)
     assert split_test_data(numbered, 0.0, seed=3) == (numbered, None)
+
+
+def test_membership_is_scored_against_the_released_model_through_the_registry() -> None:
+    spec = parse_spec({
+        "task": {**_TASK, "algorithm": "fedavg", "local_epochs": 30, "batch_size": 4, "lr": 0.5, "rounds": 1,
+                 "partition": "dirichlet", "partition_options": {"alpha": 100.0}},
+        "deployments": [{"name": "ten", "n_clients": 10}],
+        "schemes": ["plain", "secagg"], "observers": ["server", "public"], "audit": False,
+        "attacks": [{"name": "loss_threshold"}],
+    })
+
+    rows = {(r["scheme"], r["observer"]): r for r in score(spec).to_dict()["results"] if r["metric"] == "auc"}
+
+    server, public = rows[("plain", "server")], rows[("plain", "public")]
+    assert server["metrics"]["members"] > 0 and server["metrics"]["non_members"] > 0
+    assert server["value"] > public["value"] + 0.1 and server["leakage"] > 0.2  # the target's own model overfits
+    assert public["value"] == public["baseline"] and public["leakage"] == 0.0
+    assert rows[("secagg", "server")]["leakage"] == 0.0  # the aggregate is what the released model is
+    assert all(r["leakage"] == 0.0 for (scheme, _), r in rows.items() if scheme == "mpc")
