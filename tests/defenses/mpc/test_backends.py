@@ -80,6 +80,33 @@ def test_auto_runs_the_first_candidate_that_supports_the_deployment(deployment: 
     assert chosen == expected
 
 
+def test_a_new_backend_takes_its_place_in_the_preference_order() -> None:
+    class MlpProtocol(MPCBackend):
+        name = "test_mlp_protocol"
+        auto_preference = 500  # after secureml (0), before the ideal functionality (1000)
+
+        @classmethod
+        def supports(cls, deployment: Deployment) -> bool:
+            return deployment.model in ("mlp", "logreg")
+
+        def aggregate(self, context: RoundContext) -> torch.Tensor:
+            return context.params_before.clone()
+
+    MPC_BACKENDS.register("test_mlp_protocol")(MlpProtocol)
+    try:
+        chosen = {}
+        for model in ("logreg", "mlp", "cnn"):
+            scheme = MPCTraining()
+            scheme.prepare(_deployment(model=model))
+            chosen[model] = scheme.backend_name
+        candidates = auto_candidates()
+    finally:
+        MPC_BACKENDS.unregister("test_mlp_protocol")
+
+    assert candidates.index("secureml") < candidates.index("test_mlp_protocol") < candidates.index("ideal")
+    assert chosen == {"logreg": "secureml", "mlp": "test_mlp_protocol", "cnn": "ideal"}
+
+
 def test_auto_hands_each_candidate_the_options_it_takes() -> None:
     secureml, ideal = MPCTraining(parties=3), MPCTraining(parties=3)
 
