@@ -16,25 +16,17 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from leakage.aggregation.base import (
+from leakage.aggregation import (
     SCHEMES,
     AggregationScheme,
     Deployment,
     RoundContext,
     RoundOutcome,
+    observer_views,
     weighted_mean,
 )
 from leakage.errors import ConfigError
-from leakage.views import (
-    EAVESDROPPER,
-    PUBLIC,
-    SERVER,
-    Message,
-    PublicValue,
-    RoundView,
-    client_observer,
-    released_model_view,
-)
+from leakage.views import Message, PublicValue, sender_key
 
 __all__ = [
     "HomomorphicAggregation",
@@ -292,10 +284,21 @@ class HomomorphicAggregation(AggregationScheme):
         else:
             aggregate, total_weight, params_after, metrics = b"", 0.0, context.params_before, {}
         wire: dict[str, Message] = {"public_context": keys.public_context_bytes}
-        wire.update({f"ciphertext:{client_observer(c)}": uploads[c] for c in survivors})
+        wire.update({sender_key("ciphertext", c): uploads[c] for c in survivors})
         if survivors:
             wire["aggregate"] = aggregate
-        views = self._views(context, public, wire, params_after, total_weight)
+        arrived = frozenset(survivors)
+        views = observer_views(
+            context,
+            params_after,
+            participants=arrived,
+            public=public,
+            wire=wire,
+            # every arriving client gets the summed ciphertext back and decrypts it
+            client_received=lambda client: {"aggregate": aggregate} if client in arrived else {},
+            finished_public={"total_weight": total_weight},
+            models="clients",
+        )
         return RoundOutcome(params_after=params_after, survivors=survivors, views=views, metrics=metrics)
 
     def _generate_keys(self) -> KeySet:
@@ -325,46 +328,6 @@ class HomomorphicAggregation(AggregationScheme):
             f"(|sum| < {self.capacity:.3g} with coeff_mod_bit_sizes {list(self.coeff_mod_bit_sizes)} "
             f"and scale_bits {self.scale_bits}): add data bits to coeff_mod_bit_sizes or lower scale_bits"
         )
-
-    def _views(
-        self,
-        context: RoundContext,
-        public: dict[str, PublicValue],
-        wire: dict[str, Message],
-        params_after: torch.Tensor,
-        total_weight: float,
-    ) -> dict[str, RoundView]:
-        survivors = frozenset(context.arriving)
-        views = {
-            observer: RoundView(
-                round_index=context.round_index,
-                observer=observer,
-                params_before=None,
-                params_after=None,
-                received=wire,
-                participants=survivors,
-                public=public if observer == SERVER else {},
-            )
-            for observer in (SERVER, EAVESDROPPER)
-        }
-        for client_id in context.client_ids:
-            arrived = client_id in survivors
-            views[client_observer(client_id)] = RoundView(
-                round_index=context.round_index,
-                observer=client_observer(client_id),
-                params_before=context.params_before,
-                params_after=params_after if arrived else None,
-                received={"aggregate": wire["aggregate"]} if arrived else {},
-                own={
-                    "update": context.updates[context.row(client_id)],
-                    "data_indices": context.client_data[client_id],
-                },
-                participants=survivors if arrived else frozenset(),
-                public={**public, "total_weight": total_weight} if arrived else public,
-            )
-        if context.is_final_round:
-            views[PUBLIC] = released_model_view(context.round_index, params_after)
-        return views
 
 
 def _check_degree(value: object) -> int:

@@ -19,17 +19,10 @@ from leakage.aggregation import (
     RoundContext,
     RoundOutcome,
     Weighting,
+    observer_views,
 )
 from leakage.checks import require_positive_float
-from leakage.views import (
-    EAVESDROPPER,
-    PUBLIC,
-    SERVER,
-    PublicValue,
-    RoundView,
-    client_observer,
-    released_model_view,
-)
+from leakage.views import PublicValue, upload_key
 
 __all__ = ["CentralDP"]
 
@@ -134,43 +127,16 @@ class CentralDP(AggregationScheme):
         )
         dp_public: dict[str, PublicValue] = {**self.public_parameters(), "epsilon": spent.epsilon}
         public = {**context.public, **dp_public}
-        uploads = {f"update:{client_observer(c)}": clipped[context.row(c)] for c in survivors}
-        arrived = frozenset(survivors)
-        views: dict[str, RoundView] = {
-            SERVER: RoundView(
-                round_index=context.round_index,
-                observer=SERVER,
-                params_before=context.params_before,
-                params_after=params_after,
-                received=uploads,
-                participants=arrived,
-                public=public,
-            ),
-            EAVESDROPPER: RoundView(
-                round_index=context.round_index,
-                observer=EAVESDROPPER,
-                params_before=context.params_before,
-                params_after=params_after,
-                received=uploads,
-                participants=arrived,
-            ),
-        }
-        for client_id in context.client_ids:
-            row = context.row(client_id)
-            views[client_observer(client_id)] = RoundView(
-                round_index=context.round_index,
-                observer=client_observer(client_id),
-                params_before=context.params_before,
-                params_after=params_after if client_id in arrived else None,
-                own={
-                    "update": context.updates[row],
-                    "sent": clipped[row],
-                    "data_indices": context.client_data[client_id],
-                },
-                public=public if client_id in arrived else dict(context.public),
-            )
-        if context.is_final_round:
-            views[PUBLIC] = released_model_view(context.round_index, params_after)
+        uploads = {upload_key(c): clipped[context.row(c)] for c in survivors}
+        views = observer_views(
+            context,
+            params_after,
+            participants=survivors,
+            public=public,
+            wire=uploads,
+            client_own=lambda client: {"sent": clipped[context.row(client)]},
+            clients_told_participants=False,
+        )
         return RoundOutcome(
             params_after=params_after,
             survivors=survivors,

@@ -36,19 +36,11 @@ from leakage.aggregation import (
     Deployment,
     RoundContext,
     RoundOutcome,
+    observer_views,
 )
 from leakage.checks import require_int, require_positive_float
 from leakage.errors import ConfigError
-from leakage.views import (
-    EAVESDROPPER,
-    PUBLIC,
-    SERVER,
-    Message,
-    PublicValue,
-    RoundView,
-    client_observer,
-    released_model_view,
-)
+from leakage.views import Message, PublicValue, RoundView, sender_key, share_key
 
 __all__ = ["DropoutStage", "SecureAggregation", "SecureAggregationPlus"]
 
@@ -70,8 +62,9 @@ class SecureAggregation(AggregationScheme):
 
     Views: ``server``: public keys, the share ciphertexts it relayed, the masked vectors
     (raw ring words), the revealed shares, both global models, the decoded
-    ``aggregate`` and its ``total_weight`` (in ``public``). ``eavesdropper``: the same messages (no transport encryption is
-    assumed on top of the protocol's own) and both models, not the decoded aggregate.
+    ``aggregate`` and its ``total_weight`` (in ``public``). ``eavesdropper``: the same
+    messages (no transport encryption is assumed on top of the protocol's own) and both
+    models, not the decoded aggregate.
     ``client:<id>``: its own true update, data, clipped-value count and masked vector,
     the public keys and the share ciphertexts addressed to it, and the new model if it
     stayed to the end. ``public``: the final model.
@@ -116,7 +109,8 @@ class SecureAggregation(AggregationScheme):
             require_int("threshold", threshold, minimum=2)
         if dropout_stage not in DROPOUT_STAGES:
             raise ConfigError(f"dropout_stage must be one of {', '.join(DROPOUT_STAGES)}, got {dropout_stage!r}")
-        if isinstance(unmask_dropout, bool) or not isinstance(unmask_dropout, (int, float)) or not 0 <= unmask_dropout < 1:
+        is_number = isinstance(unmask_dropout, (int, float)) and not isinstance(unmask_dropout, bool)
+        if not is_number or not 0 <= unmask_dropout < 1:
             raise ConfigError(f"unmask_dropout must be a probability in [0, 1), got {unmask_dropout!r}")
         self.clip_range = float(clip_range)
         self.ring_bits = ring_bits
@@ -274,66 +268,35 @@ class SecureAggregation(AggregationScheme):
         clipped: Tensor | None,
         total_weight: float | None = None,
     ) -> dict[str, RoundView]:
-        wire: dict[str, Message] = {}
-        for sender, advert in result.roster.items():
-            wire[f"keys:{client_observer(sender)}"] = advert.to_bytes()
-        for (sender, recipient), share in result.shares.items():
-            wire[f"share:{client_observer(sender)}->{client_observer(recipient)}"] = share.ciphertext
-        for sender, masked in result.masked.items():
-            wire[f"masked:{client_observer(sender)}"] = masked.vector.tobytes()
-        for sender, response in result.responses.items():
-            wire[f"unmask:{client_observer(sender)}"] = response.to_bytes()
-        survivors = frozenset(result.survivors)
-        server_received = dict(wire)
-        if delta is not None:
-            server_received["aggregate"] = delta
-        views = {
-            SERVER: RoundView(
-                round_index=context.round_index,
-                observer=SERVER,
-                params_before=context.params_before,
-                params_after=params_after,
-                received=server_received,
-                participants=survivors,
-                # the server decodes the summed weight along with the weighted sum
-                public=dict(public) if total_weight is None else {**public, "total_weight": total_weight},
-            ),
-            EAVESDROPPER: RoundView(
-                round_index=context.round_index,
-                observer=EAVESDROPPER,
-                params_before=context.params_before,
-                params_after=params_after,
-                received=wire,
-                participants=survivors,
-            ),
+        keys: dict[str, Message] = {
+            sender_key("keys", sender): advert.to_bytes() for sender, advert in result.roster.items()
         }
-        for client in context.client_ids:
-            name = client_observer(client)
-            finished = params_after is not None and client in result.online
-            received: dict[str, Message] = {
-                key: value
-                for key, value in wire.items()
-                if key.startswith("keys:") or (key.startswith("share:") and key.endswith(f"->{name}"))
-            }
-            own: dict[str, Tensor] = {
-                "update": context.updates[context.row(client)],
-                "data_indices": context.client_data[client],
-            }
-            if clipped is not None:
-                own["clipped_values"] = clipped[context.row(client)].reshape(())
-            views[name] = RoundView(
-                round_index=context.round_index,
-                observer=name,
-                params_before=context.params_before,
-                params_after=params_after if finished else None,
-                received=received,
-                own=own,
-                participants=survivors if finished else frozenset(),
-                public=dict(public) if finished else dict(context.public),
-            )
-        if context.is_final_round:
-            views[PUBLIC] = released_model_view(context.round_index, params_after if params_after is not None else context.params_before)
-        return views
+        inbox: dict[int, dict[str, Message]] = {client: dict(keys) for client in context.client_ids}
+        wire = dict(keys)
+        for (sender, recipient), share in result.shares.items():
+            wire[share_key(sender, recipient)] = share.ciphertext
+            inbox[recipient][share_key(sender, recipient)] = share.ciphertext
+        for sender, masked in result.masked.items():
+            wire[sender_key("masked", sender)] = masked.vector.tobytes()
+        for sender, response in result.responses.items():
+            wire[sender_key("unmask", sender)] = response.to_bytes()
+
+        def clipped_count(client: int) -> dict[str, Tensor]:
+            return {} if clipped is None else {"clipped_values": clipped[context.row(client)].reshape(())}
+
+        return observer_views(
+            context,
+            params_after,
+            participants=result.survivors,
+            public=public,
+            wire=wire,
+            server_received={} if delta is None else {"aggregate": delta},
+            # the server decodes the summed weight along with the weighted sum
+            server_public={} if total_weight is None else {"total_weight": total_weight},
+            client_received=inbox.__getitem__,
+            client_own=clipped_count,
+            finished=result.online,
+        )
 
 
 @SCHEMES.register("secagg+")
@@ -378,7 +341,9 @@ class SecureAggregationPlus(SecureAggregation):
         if neighbours is not None:
             require_int("neighbours", neighbours, minimum=2)
             if neighbours % 2:
-                raise ConfigError(f"neighbours must be an even integer >= 2 (a Harary graph's degree), got {neighbours}")
+                raise ConfigError(
+                    f"neighbours must be an even integer >= 2 (a Harary graph's degree), got {neighbours}"
+                )
         self.neighbours = neighbours
 
     def degree(self, clients: int) -> int:

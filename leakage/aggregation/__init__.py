@@ -1,4 +1,4 @@
-"""Aggregation-scheme interface, registries, compositions and the unprotected ``plain`` scheme."""
+"""Aggregation-scheme interface, registries, compositions, the standard views and the ``plain`` scheme."""
 
 from leakage.aggregation.base import (
     SCHEMES,
@@ -18,9 +18,11 @@ from leakage.aggregation.composition import (
 )
 from leakage.aggregation.mechanism import MECHANISMS, ClientMechanism, MechanismOutput
 from leakage.aggregation.plain import PlainAggregation
+from leakage.aggregation.views import MODEL_DISCLOSURES, ModelDisclosure, observer_views
 
 __all__ = [
     "MECHANISMS",
+    "MODEL_DISCLOSURES",
     "SCHEMES",
     "AggregationScheme",
     "ClientMechanism",
@@ -28,11 +30,13 @@ __all__ = [
     "ComposedScheme",
     "Deployment",
     "MechanismOutput",
+    "ModelDisclosure",
     "PlainAggregation",
     "RoundContext",
     "RoundOutcome",
     "Weighting",
     "create_scheme",
+    "observer_views",
     "scheme_names",
     "split_scheme_name",
     "weighted_mean",

@@ -9,14 +9,8 @@ from leakage.aggregation.base import (
     RoundOutcome,
     weighted_mean,
 )
-from leakage.views import (
-    EAVESDROPPER,
-    PUBLIC,
-    SERVER,
-    RoundView,
-    client_observer,
-    released_model_view,
-)
+from leakage.aggregation.views import observer_views
+from leakage.views import upload_key
 
 __all__ = ["PlainAggregation"]
 
@@ -44,41 +38,6 @@ class PlainAggregation(AggregationScheme):
         params_after = context.apply(delta)
         public = dict(context.public)
         public["weights"] = {str(c): float(context.weights[context.row(c)]) for c in survivors}
-        uploads = {f"update:{client_observer(c)}": context.updates[context.row(c)] for c in sorted(survivors)}
-
-        views: dict[str, RoundView] = {
-            SERVER: RoundView(
-                round_index=context.round_index,
-                observer=SERVER,
-                params_before=context.params_before,
-                params_after=params_after,
-                received=uploads,
-                participants=survivors,
-                public=public,
-            ),
-            EAVESDROPPER: RoundView(
-                round_index=context.round_index,
-                observer=EAVESDROPPER,
-                params_before=context.params_before,
-                params_after=params_after,
-                received=uploads,
-                participants=survivors,
-            ),
-        }
-        for client_id in context.client_ids:
-            arrived = client_id in survivors
-            views[client_observer(client_id)] = RoundView(
-                round_index=context.round_index,
-                observer=client_observer(client_id),
-                params_before=context.params_before,
-                params_after=params_after if arrived else None,
-                own={
-                    "update": context.updates[context.row(client_id)],
-                    "data_indices": context.client_data[client_id],
-                },
-                participants=survivors if arrived else frozenset(),
-                public=public if arrived else dict(context.public),
-            )
-        if context.is_final_round:
-            views[PUBLIC] = released_model_view(context.round_index, params_after)
+        uploads = {upload_key(c): context.updates[context.row(c)] for c in sorted(survivors)}
+        views = observer_views(context, params_after, participants=survivors, public=public, wire=uploads)
         return RoundOutcome(params_after=params_after, survivors=tuple(sorted(survivors)), views=views)
