@@ -37,10 +37,10 @@ from sklearn.metrics import roc_auc_score, roc_curve
 from torch import Tensor
 from torch.func import grad
 
+from attacks import ATTACKS, create_attack
 from leakage.data import Dataset
 from leakage.errors import ThreatModelError
 from leakage.metrics import update_cosine
-from attacks import ATTACKS, create_attack
 from leakage.quantify.observers import ROLES, observer_views
 from leakage.quantify.scoring import estimates_of
 from leakage.simulation import make_loss
@@ -191,7 +191,9 @@ def _scores(
 ) -> tuple[str, dict[int, float]]:
     """Score each round with the observer's least mixed estimate: ``(attack, {round: score})``."""
     named = {name for name, _ in attacks}
-    tried = [(name, {}) for name in ATTACKS.names() if ATTACKS.get(name).is_implicit and name not in named]
+    tried: list[tuple[str, Mapping[str, Any]]] = [
+        (name, {}) for name in ATTACKS.names() if ATTACKS.get(name).is_implicit and name not in named
+    ]
     best: tuple[float, str, dict[int, float]] | None = None
     for name, options in [*tried, *attacks]:
         attack = ATTACKS.get(name)

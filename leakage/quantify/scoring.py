@@ -184,7 +184,7 @@ class ScoringTask:
     def trained_records(self) -> Tensor:
         """Dataset indices of every record the target trained on in any round, sorted."""
         used = [r.sample_order[self.target] for r in self.transcript.truth.rounds if self.target in r.sample_order]
-        return torch.cat(used).unique() if used else torch.zeros(0, dtype=torch.int64)
+        return torch.unique(torch.cat(used)) if used else torch.zeros(0, dtype=torch.int64)
 
     @property
     def first_round(self) -> int | None:
