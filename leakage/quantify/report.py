@@ -113,6 +113,7 @@ class Cost:
     rounds: int
     upload_bytes_per_client: float | None
     mpc_backend: str | None
+    mpc_backend_description: str | None
     test_accuracy: float | None
     leakage: float
 
@@ -121,7 +122,8 @@ class Cost:
         return {
             **self.key.to_dict(), "seconds": self.seconds, "rounds": self.rounds,
             "upload_bytes_per_client": self.upload_bytes_per_client, "mpc_backend": self.mpc_backend,
-            "test_accuracy": self.test_accuracy, "leakage": self.leakage,
+            "mpc_backend_description": self.mpc_backend_description, "test_accuracy": self.test_accuracy,
+            "leakage": self.leakage,
         }
 
 

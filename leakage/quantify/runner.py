@@ -146,6 +146,7 @@ def _run_job(job: Job) -> dict[str, Any]:
         "upload_bytes_per_client": _mean_metric(transcript.rounds, "upload_bytes_per_client")
         or _wire_bytes_per_client(transcript.rounds),
         "mpc_backend": transcript.rounds[-1].public.get("mpc_backend"),
+        "mpc_backend_description": transcript.rounds[-1].public.get("mpc_backend_description"),
         "accountant_epsilon": transcript.rounds[-1].public.get("epsilon"),
         "test_accuracy": None if test is None else accuracy(transcript.build_model().eval(), test),
     }
@@ -232,7 +233,7 @@ def assemble_report(
     costs = [
         Cost(
             job.key, result["simulate_seconds"], result["rounds"], result["upload_bytes_per_client"],
-            result["mpc_backend"], result["test_accuracy"],
+            result["mpc_backend"], result["mpc_backend_description"], result["test_accuracy"],
             worst.get((job.deployment.name, job.scheme), 0.0) if job.sweep is None else _worst(rows, job.key),
         )
         for job, result in finished
