@@ -1,5 +1,6 @@
 """Federated-learning simulation: FedSGD and FedAvg rounds under an aggregation scheme."""
 
+from leakage.simulation.batches import batch_schedule
 from leakage.simulation.local_training import (
     LOSSES,
     LossFunction,
@@ -25,6 +26,7 @@ __all__ = [
     "LossName",
     "SimulationSettings",
     "Simulator",
+    "batch_schedule",
     "make_loss",
     "simulate",
     "train_client",

@@ -22,6 +22,7 @@ from leakage.data import Dataset, load_dataset, partition_dataset
 from leakage.errors import ConfigError, NonFiniteUpdateError
 from leakage.models import ParameterLayout, create_model, flatten_parameters
 from leakage.seeding import Stream, hashed_permutations, numpy_rng, torch_generator
+from leakage.simulation.batches import batch_schedule
 from leakage.simulation.local_training import (
     LossFunction,
     make_loss,
@@ -111,8 +112,8 @@ class Simulator:
     def _deployment(self, partition: Sequence[Tensor], num_parameters: int, num_classes: int) -> Deployment:
         settings = self.settings
         sizes = [len(indices) for indices in partition]
-        if settings.algorithm == "fedsgd" and settings.batch_size is not None:
-            sizes = [min(size, settings.batch_size) for size in sizes]
+        if settings.algorithm == "fedsgd":  # a FedSGD update weighs the batch it was computed on
+            sizes = [self._samples_read(size) for size in sizes]
         return Deployment(
             n_clients=settings.n_clients,
             clients_per_round=settings.sampled_per_round,
@@ -157,10 +158,12 @@ class Simulator:
             rng = numpy_rng(settings.seed, Stream.SAMPLING, round_index)
             sampled = np.sort(rng.choice(settings.n_clients, settings.clients_per_round, replace=False))
         drops = numpy_rng(settings.seed, Stream.DROPOUT, round_index).random(len(sampled))
-        dropped = frozenset(int(c) for c, u in zip(sampled, drops) if u < settings.dropout)
+        dropped = frozenset(int(c) for c, u in zip(sampled, drops, strict=True) if u < settings.dropout)
         return tuple(int(c) for c in sampled), dropped
 
-    def _sample_orders(self, round_index: int, client_ids: tuple[int, ...], partition: Sequence[Tensor]) -> dict[int, Tensor]:
+    def _sample_orders(
+        self, round_index: int, client_ids: tuple[int, ...], partition: Sequence[Tensor]
+    ) -> dict[int, Tensor]:
         """Per client, the dataset indices it trains on this round, in order of use.
 
         FedSGD takes a random batch of ``batch_size`` of the client's samples (all of
@@ -180,22 +183,31 @@ class Simulator:
                 for epoch in range(epochs)
             ]
             positions = torch.from_numpy(np.concatenate(shuffles, axis=1))
-            if settings.algorithm == "fedsgd" and settings.batch_size is not None:
-                positions = positions[:, : min(settings.batch_size, count)]
+            positions = positions[:, : self._samples_read(count)]  # FedSGD reads one batch of the shuffle
             local = torch.stack([partition[c] for c in clients])
             chosen = torch.gather(local, 1, positions)
-            orders.update(zip(clients, chosen.unbind(0)))
+            orders.update(zip(clients, chosen.unbind(0), strict=True))
         return orders
 
-    def _batch_sizes(self, order_length: int) -> list[int]:
-        """Sizes of the consecutive batches an order of this length is cut into."""
+    def _schedule(self, num_samples: int) -> list[slice]:
+        """The local steps of a client holding ``num_samples`` samples (see :func:`batch_schedule`)."""
         settings = self.settings
-        if settings.algorithm == "fedsgd":
-            return [order_length]
-        per_epoch = order_length // settings.local_epochs
-        batch = per_epoch if settings.batch_size is None else min(settings.batch_size, per_epoch)
-        sizes = [batch] * (per_epoch // batch) + ([per_epoch % batch] if per_epoch % batch else [])
-        return sizes * settings.local_epochs
+        return batch_schedule(
+            num_samples,
+            batch_size=settings.batch_size,
+            local_epochs=settings.local_epochs,
+            algorithm=settings.algorithm,
+        )
+
+    def _samples_read(self, num_samples: int) -> int:
+        """How many samples, epochs concatenated, a client holding ``num_samples`` reads in a round."""
+        return sum(step.stop - step.start for step in self._schedule(num_samples))
+
+    def _order_schedule(self, order_length: int) -> list[slice]:
+        """The local steps over a round's sample order of ``order_length`` (every epoch's order, concatenated)."""
+        # FedAvg reads all samples every epoch; FedSGD's order is its one batch.
+        epochs = self.settings.local_epochs if self.settings.algorithm == "fedavg" else 1
+        return self._schedule(order_length // epochs)
 
     def _run_round(
         self,
@@ -246,7 +258,7 @@ class Simulator:
             client_data={c: partition[c] for c in client_ids},
             generator=torch_generator(settings.seed, Stream.SCHEME, round_index),
             client_batches=(
-                {c: _cut(orders[c], self._batch_sizes(len(orders[c])), dataset) for c in client_ids}
+                {c: _cut(orders[c], self._order_schedule(len(orders[c])), dataset) for c in client_ids}
                 if scheme.needs_client_batches
                 else {}
             ),
@@ -299,12 +311,12 @@ class Simulator:
         updates = torch.empty(len(client_ids), params.numel(), dtype=params.dtype)
         first_losses = torch.empty(len(client_ids))
         for order_length, rows in groups.items():
-            sizes = self._batch_sizes(order_length)
+            schedule = self._order_schedule(order_length)
             if self.settings.vectorise and len(rows) > 1:
                 for start in range(0, len(rows), chunk):
                     part = rows[start : start + chunk]
                     stacked = torch.stack([orders[client_ids[r]] for r in part])
-                    batches = _cut(stacked, sizes, dataset)
+                    batches = _cut(stacked, schedule, dataset)
                     if part[-1] - part[0] == len(part) - 1:  # consecutive rows: write in place
                         _, first = train_clients_vectorised(
                             loss, layout, params, batches, lr=self.settings.lr,
@@ -317,21 +329,26 @@ class Simulator:
             else:
                 for row in rows:
                     order = orders[client_ids[row]]
-                    batches = _cut(order, sizes, dataset)
+                    batches = _cut(order, schedule, dataset)
                     delta, first = train_client(loss, layout, params, batches, lr=self.settings.lr)
                     updates[row] = delta
                     first_losses[row] = first
         return updates, first_losses
 
 
-def _cut(order: Tensor, sizes: Sequence[int], dataset: Dataset) -> list[tuple[Tensor, Tensor]]:
-    """Cut index ``order`` (``[T]`` or ``[C, T]``) into consecutive batches of ``sizes``."""
+def _cut(order: Tensor, schedule: Sequence[slice], dataset: Dataset) -> list[tuple[Tensor, Tensor]]:
+    """Cut index ``order`` (``[T]`` or ``[C, T]``, every epoch's order concatenated) into the steps' batches.
+
+    ``schedule`` slices each epoch's order and its steps cover the epochs one after the
+    other, so the batches are consecutive runs of ``order`` of the slices' lengths.
+    """
     batches = []
     start = 0
-    for size in sizes:
-        indices = order[..., start : start + size]
+    for step in schedule:
+        stop = start + step.stop - step.start
+        indices = order[..., start:stop]
         batches.append((dataset.inputs[indices], dataset.targets[indices]))
-        start += size
+        start = stop
     return batches
 
 
