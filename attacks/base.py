@@ -154,11 +154,13 @@ class Knowledge:
 
     @property
     def steps(self) -> int:
-        """Local SGD steps behind the observed update."""
-        if self.algorithm == "fedsgd":
-            return 1
-        batch = self.num_samples if self.batch_size is None else min(self.batch_size, self.num_samples)
-        return self.local_epochs * math.ceil(self.num_samples / batch)
+        """Local SGD steps behind the observed update, by the simulator's batch rule."""
+        from leakage.simulation import batch_schedule
+
+        schedule = batch_schedule(
+            self.num_samples, batch_size=self.batch_size, local_epochs=self.local_epochs, algorithm=self.algorithm
+        )
+        return len(schedule)
 
     def normalize(self, raw: Tensor) -> Tensor:
         """Map raw inputs to the normalised space the model sees."""

@@ -8,7 +8,8 @@ is ``n_c = B (p_c_mean - dL/db_c)`` (Geng et al., "Towards General Deep Leakage 
 Federated Learning", 2021), with the batch's mean prediction ``p_c_mean`` estimated from
 the model's predictions on inputs drawn in the valid box. A FedAvg update is a
 parameter difference, ``-lr`` times a sum of step gradients, so its sign is flipped and
-its scale divided by ``lr * epochs / batch_size`` first. Without a bias the row sums of
+its scale divided by ``lr * epochs * B / batch_size`` first (the client's batches as
+:func:`leakage.simulation.batch_schedule` cuts them). Without a bias the row sums of
 ``dL/dW`` play its role (features after ReLU or sigmoid are non-negative).
 """
 
@@ -23,6 +24,7 @@ from torch import Tensor, nn
 from attacks.base import Knowledge, Observation
 from leakage.errors import ConfigError, ThreatModelError
 from leakage.models import ParameterLayout
+from leakage.simulation import batch_schedule
 
 __all__ = ["LabelStrategy", "LastLayer", "last_layer", "recover_labels"]
 
@@ -49,7 +51,7 @@ def last_layer(model: nn.Module, num_classes: int) -> LastLayer:
     layout = ParameterLayout.of(model)
     offsets = {}
     start = 0
-    for name, size in zip(layout.names, layout.sizes):
+    for name, size in zip(layout.names, layout.sizes, strict=True):
         offsets[name] = slice(start, start + size)
         start += size
     found = None
@@ -75,12 +77,17 @@ def _gradient_signal(observation: Observation, knowledge: Knowledge, layer: Last
         return signal
     if knowledge.lr is None:
         raise ThreatModelError("label recovery from an update needs knowledge.lr to undo the step size")
-    count = knowledge.num_samples
-    batch = count if knowledge.batch_size is None or knowledge.algorithm == "fedsgd" else min(knowledge.batch_size, count)
-    epochs = 1 if knowledge.algorithm == "fedsgd" else knowledge.local_epochs
-    # update = -lr * (sum of the steps' mean gradients); with equal batches one epoch
-    # sums to (B / batch) times the full-batch mean gradient.
-    return -signal / (knowledge.lr * epochs * count / batch)
+    schedule = batch_schedule(
+        knowledge.num_samples,
+        batch_size=knowledge.batch_size,
+        local_epochs=knowledge.local_epochs,
+        algorithm=knowledge.algorithm,
+    )
+    # update = -lr * (sum of the steps' mean gradients); with equal batches the steps
+    # sum to (samples read / batch size) times the full-batch mean gradient.
+    samples_read: int = sum(step.stop - step.start for step in schedule)
+    full_batch: int = schedule[0].stop - schedule[0].start
+    return -signal / (knowledge.lr * samples_read / full_batch)
 
 
 def recover_labels(
@@ -137,7 +144,9 @@ def recover_labels(
     return _round_counts(estimate, count, present=signal < 0)
 
 
-def _mean_prediction(observation: Observation, knowledge: Knowledge, generator: torch.Generator | None, probes: int) -> Tensor:
+def _mean_prediction(
+    observation: Observation, knowledge: Knowledge, generator: torch.Generator | None, probes: int
+) -> Tensor:
     """Estimate the batch's mean softmax output from probe inputs in the valid box."""
     from torch.func import functional_call
 

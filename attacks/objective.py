@@ -20,6 +20,7 @@ from torch.func import functional_call, grad
 
 from attacks.base import Knowledge, Observation
 from leakage.errors import ConfigError
+from leakage.simulation import batch_schedule
 
 __all__ = [
     "UploadFunction",
@@ -50,7 +51,8 @@ def make_upload_function(knowledge: Knowledge) -> UploadFunction:
 
     FedSGD: ``grad_theta mean CE(f_theta(x), y)``. FedAvg: ``theta_T - theta_0`` after
     ``knowledge.steps`` SGD steps with ``knowledge.lr``, taking the ``B`` samples in their
-    given order in batches of ``knowledge.batch_size`` each epoch. The attacker does not
+    given order in batches of ``knowledge.batch_size`` each epoch
+    (:func:`leakage.simulation.batch_schedule`, the simulator's rule). The attacker does not
     know the client's shuffle; with the samples as free variables the order is only a
     naming, exact for one epoch and an approximation for several.
     """
@@ -64,16 +66,16 @@ def make_upload_function(knowledge: Knowledge) -> UploadFunction:
     if knowledge.lr is None:
         raise ValueError("unrolling FedAvg steps needs knowledge.lr")
     lr = float(knowledge.lr)
-    count = knowledge.num_samples
-    batch = count if knowledge.batch_size is None else min(knowledge.batch_size, count)
-    cuts = [(start, min(start + batch, count)) for start in range(0, count, batch)]
+    # the client's own rule; each epoch walks the B samples in the same order here
+    schedule = batch_schedule(
+        knowledge.num_samples, batch_size=knowledge.batch_size, local_epochs=knowledge.local_epochs
+    )
 
     def update(params: Params, inputs: Tensor, targets: Tensor) -> Tensor:
         current = params
-        for _ in range(knowledge.local_epochs):
-            for start, stop in cuts:
-                step = loss_gradient(current, inputs[start:stop], targets[start:stop])
-                current = {name: current[name] - lr * step[name] for name in current}
+        for batch in schedule:
+            step = loss_gradient(current, inputs[batch], targets[batch])
+            current = {name: current[name] - lr * step[name] for name in current}
         return torch.cat([(current[name] - params[name]).reshape(-1) for name in params])
 
     return update
