@@ -32,16 +32,21 @@ from matplotlib.colors import to_hex
 from defenses.mpc import MPC_BACKENDS, describe_mpc_backend
 from leakage.errors import ConfigError
 from leakage.files import write_atomically
+from leakage.quantify.report import HIDES_AT_MOST, REPORT_SCHEMA_VERSION  # the report owns its schema
 from leakage.report.figures import (
+    GridImage,
+    PlotImage,
     RocCurve,
-    leakage_versus_clients_png,
-    reconstruction_grid_png,
-    roc_curves_png,
+    SweepSeries,
+    UtilityPoint,
+    draw_privacy_utility,
+    draw_reconstruction_grid,
+    draw_roc_curves,
+    draw_sweep,
 )
 
 __all__ = ["REPORT_SCHEMA_VERSION", "render_html_report", "write_html_report"]
 
-REPORT_SCHEMA_VERSION = 1
 """The version of ``report.json`` this renderer reads."""
 
 _RESULT_STATUSES = ("ok", "not_applicable")
@@ -73,9 +78,11 @@ th { background: #f4f4f6; }
 td.heat { text-align: center; min-width: 7rem; } .score { display: block; font-size: 1.15rem; font-weight: 600; }
 .who { display: block; font-size: 0.75rem; opacity: 0.85; }
 tr.not_applicable td { color: #777; } tr.alert td { background: #fff1e6; } tr.ideal td { font-style: italic; }
-.grids { display: flex; flex-wrap: wrap; gap: 1rem; }
+.grids, .plots { display: flex; flex-wrap: wrap; gap: 1rem 2rem; align-items: flex-start; }
 figure { margin: 0.5rem 0; } figcaption { font-size: 0.8rem; color: #444; max-width: 22rem; }
+figure.plot figcaption { max-width: 40rem; }
 img { max-width: 100%; height: auto; } .grids img { image-rendering: pixelated; border: 1px solid #ddd; }
+details { margin: 0.5rem 0 1rem; } summary { cursor: pointer; color: #444; }
 pre { background: #f6f8fa; padding: 0.8rem; overflow: auto; font-size: 0.8rem; }
 """
 
@@ -115,6 +122,9 @@ class _Fields:
         if isinstance(value, bool) or not isinstance(value, numbers.Integral):
             raise ConfigError(f"{self.name(key)} must be an integer, got {value!r}")
         return int(value)
+
+    def optional_integer(self, key: str) -> int | None:
+        return None if self.data.get(key) is None else self.integer(key)
 
     def mapping(self, key: str) -> _Fields:
         value = self.raw(key)
@@ -158,8 +168,10 @@ def render_html_report(report: Mapping[str, Any]) -> str:
     """Return the report of ``leakage score`` (the dict in ``report.json``) as one self-contained HTML page.
 
     Sections, in order: the scale, worst-case leakage per deployment and scheme, leakage
-    against the number of clients, reconstructions, privacy audits, FL versus MPC, every
-    result, then environment, timings and the spec.
+    against the number of clients (when the report has sweeps), privacy against utility
+    (when costs carry the released model's test accuracy), reconstructions, privacy
+    audits, FL versus MPC, every result, then environment, timings and the spec. Reports
+    written before sweeps and test accuracies existed simply lack those two sections.
 
     Raises:
         ConfigError: ``report["schema_version"]`` is not 1, or a field present in the
@@ -179,9 +191,11 @@ def render_html_report(report: Mapping[str, Any]) -> str:
     # before any (slow) figure is drawn.
     headlines, costs, results = _headline_section(root), _cost_section(root), _results_section(root)
     environment, timings, spec_section = _environment_section(root), _timings_section(root), _spec_section(spec)
-    sections = [
+    sweeps, utility = _sweep_section(root), _utility_section(root)
+    optional = [
         headlines,
-        _clients_section(root),
+        sweeps,
+        utility,
         _reconstruction_section(root),
         _audit_section(root),
         costs,
@@ -190,6 +204,7 @@ def render_html_report(report: Mapping[str, Any]) -> str:
         timings,
         spec_section,
     ]
+    sections = [section for section in optional if section is not None]
     navigation = "".join(f'<li><a href="#{item.anchor}">{_escape(item.heading)}</a></li>' for item in sections)
     body = "\n".join(
         f'<section id="{item.anchor}">\n<h2>{_escape(item.heading)}</h2>\n{item.body}\n</section>' for item in sections
@@ -286,15 +301,123 @@ def _headline_cell(row: _Fields | None) -> str:
     )
 
 
-def _clients_section(root: _Fields) -> _Section:
+def _sweep_section(root: _Fields) -> _Section | None:
+    """Return leakage against the number of clients, one figure per sweep; ``None`` when the report has no sweeps.
+
+    Deployments of different sizes differ in more than their size, so without a sweep
+    the page draws no line between them: the headline table compares them instead.
+    """
+    if "sweeps" not in root.data:
+        return None
     heading = "Leakage versus number of clients"
-    points: dict[str, list[tuple[int, float]]] = {}
-    for row in root.rows("headlines"):
-        points.setdefault(row.text("scheme"), []).append((row.integer("n_clients"), row.number("leakage")))
+    sweeps: dict[str, list[_SweepEntry]] = {}
+    for entry in root.rows("sweeps"):  # every entry is read before anything is drawn
+        sweeps.setdefault(entry.text("name"), []).append(_read_sweep_entry(entry))
+    if not sweeps:
+        return _Section("clients", heading, _empty("No sweep over the number of clients was run."))
+    intro = (
+        "<p>Each sweep runs one scheme at growing numbers of clients and reports means over seeds. The first "
+        "panel shows each observer's leakage; at or below the dotted line "
+        f"({HIDES_AT_MOST}) its estimate of the target's update is no better than the released model's "
+        "direction. The other panels show the attack's raw metric under the scheme (solid) against the MPC "
+        "baseline at the same size (dashed).</p>"
+    )
+    return _Section("clients", heading, intro + "".join(_sweep(name, entries) for name, entries in sweeps.items()))
+
+
+@dataclass(frozen=True)
+class _SweepEntry:
+    """One observer's curve of a sweep, read and checked, with the rows of its table."""
+
+    scheme: str
+    observer: str
+    curve: SweepSeries
+    hides_from: int | None
+    rows: list[list[str]]
+
+
+def _read_sweep_entry(entry: _Fields) -> _SweepEntry:
+    scheme, observer, attack, metric = (entry.text(key) for key in ("scheme", "observer", "attack", "metric"))
+    points = entry.rows("points")
     if not points:
-        return _Section("clients", heading, _empty("No headline scores, so there is nothing to plot."))
-    alt = "Headline leakage of each scheme against the number of clients"
-    return _Section("clients", heading, f"<figure>{_image(leakage_versus_clients_png(points), alt)}</figure>")
+        raise ConfigError(f"{entry.name('points')} must list at least one point")
+    counts = [point.integer("n_clients") for point in points]
+    if counts[0] < 1 or any(later <= earlier for earlier, later in zip(counts, counts[1:], strict=False)):
+        raise ConfigError(f"{entry.name('points')} must be sorted by n_clients >= 1 without repeats, got {counts}")
+    leakage = [point.number("leakage") for point in points]
+    value, baseline = [point.number("value") for point in points], [point.number("baseline") for point in points]
+    rows = [
+        [
+            _escape(observer), _escape(attack), str(count), str(point.integer("clients_per_round")),
+            f'<span style="{_heat_style(leak)}">&nbsp;{_fixed(leak, 2)}&nbsp;</span>', _escape(metric),
+            _general(measured), _general(base), _percent(point.optional_number("test_accuracy")),
+        ]
+        for point, count, leak, measured, base in zip(points, counts, leakage, value, baseline, strict=True)
+    ]
+    curve = SweepSeries(f"{observer} ({attack})", metric, counts, leakage, value, baseline)
+    return _SweepEntry(scheme, observer, curve, entry.optional_integer("hides_from"), rows)
+
+
+def _sweep(name: str, entries: Sequence[_SweepEntry]) -> str:
+    schemes = ", ".join(_unique(entry.scheme for entry in entries))
+    title = f"{name}: {schemes}"
+    image = draw_sweep(title, [entry.curve for entry in entries], hiding_leakage=HIDES_AT_MOST)
+    findings = "".join(f"<li>{_escape(_hiding_sentence(entry))}</li>" for entry in entries)
+    headers = [
+        "observer", "attack", "clients", "per round", "leakage", "metric", "value", "MPC baseline",
+        "test accuracy",
+    ]
+    table = _table(headers, [row for entry in entries for row in entry.rows])
+    return (
+        f"<h3>{_escape(title)}</h3>\n<ul>{findings}</ul>\n"
+        f"{_plot(image, f'Leakage of each observer against the number of clients: {title}')}\n"
+        f"<details><summary>The numbers behind the figure</summary>{table}</details>\n"
+    )
+
+
+def _hiding_sentence(entry: _SweepEntry) -> str:
+    """Return "<scheme>: a <observer>'s estimate is no better than the released model's direction from N clients"."""
+    article = "an" if entry.observer[:1].lower() in "aeiou" else "a"
+    where = "at no swept size" if entry.hides_from is None else f"from {entry.hides_from} clients"
+    estimate = f"{article} {entry.observer}'s estimate is no better than the released model's direction"
+    return f"{entry.scheme}: {estimate} {where}"
+
+
+def _utility_section(root: _Fields) -> _Section | None:
+    """Return each scheme's mean leakage against its released model's test accuracy; ``None`` for older reports."""
+    costs = root.rows("costs")
+    if not any("test_accuracy" in row.data for row in costs):
+        return None
+    heading = "Privacy against utility"
+    measured: dict[str, dict[str, tuple[list[float], list[float]]]] = {}
+    for row in costs:
+        accuracy = row.optional_number("test_accuracy")
+        if accuracy is None or row.data.get("sweep") is not None:  # a sweep's sizes have their own section
+            continue
+        leakages, accuracies = measured.setdefault(row.text("deployment"), {}).setdefault(row.text("scheme"), ([], []))
+        leakages.append(row.number("leakage"))
+        accuracies.append(accuracy)
+    if not measured:
+        return _Section("utility", heading, _empty("No released model's test accuracy was measured."))
+    figures, rows = [], []
+    for deployment, schemes in measured.items():
+        points = [
+            UtilityPoint(scheme, float(np.mean(leakages)), float(np.mean(accuracies)))
+            for scheme, (leakages, accuracies) in schemes.items()
+        ]
+        alt = f"Mean leakage against test accuracy of each scheme: {deployment}"
+        figures.append(_plot(draw_privacy_utility(deployment, points), alt))
+        rows += [
+            [_escape(deployment), _escape(point.label), _fixed(point.leakage, 2), _percent(point.test_accuracy),
+             str(len(schemes[point.label][0]))]
+            for point in points
+        ]
+    intro = (
+        "<p>What each scheme gives up for its privacy: the mean leakage of its worst-case observer (x) against "
+        "the test accuracy of the model it released (y), means over seeds. Up and to the left is better.</p>"
+    )
+    table = _table(["deployment", "scheme", "mean leakage", "mean test accuracy", "seeds"], rows)
+    return _Section("utility", heading, f'{intro}<div class="plots">{"".join(figures)}</div>\n{table}')
 
 
 def _reconstruction_section(root: _Fields) -> _Section:
@@ -317,7 +440,7 @@ def _reconstruction_figure(row: _Fields) -> str:
     if len(value_range) != 2:
         raise ConfigError(f"{images.name('value_range')} must be [low, high], got {value_range!r}")
     try:
-        png = reconstruction_grid_png(
+        grid = draw_reconstruction_grid(
             _pixels(images, "original"), _pixels(images, "reconstruction"), value_range=(value_range[0], value_range[1])
         )
     except ConfigError as error:
@@ -328,7 +451,7 @@ def _reconstruction_figure(row: _Fields) -> str:
     psnr = None if metrics is None else metrics.optional_number("psnr")
     quality = "PSNR not measured" if psnr is None else f"PSNR {_fixed(psnr, 1)} dB"
     caption = f"{_escape(title)}<br>{quality}, leakage {_fixed(row.number('leakage'), 2)}"
-    image = _image(png, f"Originals above reconstructions: {title}")
+    image = _grid_image(grid, f"Originals above reconstructions: {title}")
     return f"<figure>{image}<figcaption>{caption}</figcaption></figure>"
 
 
@@ -346,19 +469,19 @@ def _audit_section(root: _Fields) -> _Section:
         return _Section("audits", heading, _empty("No privacy audit was run."))
     keys = [(row.text("deployment"), row.text("scheme"), row.text("observer")) for row in audits]
     repeated = Counter(keys)
-    panels: dict[str, list[RocCurve]] = {}
+    panels: dict[str, _RocPanel] = {}
     rows, classes = [], []
     for row, key in zip(audits, keys, strict=True):
         deployment, scheme, observer = key
-        label = f"{scheme} / {observer}" + (f" / seed {row.integer('seed')}" if repeated[key] > 1 else "")
+        who = observer + (f" (seed {row.integer('seed')})" if repeated[key] > 1 else "")
         auc = row.optional_number("auc")
         roc = row.optional_mapping("roc")
         if roc is not None:
             false_positives, true_positives = roc.numbers("fpr"), roc.numbers("tpr")
             if len(false_positives) != len(true_positives) or not false_positives:
                 raise ConfigError(f"{roc.where}.fpr and .tpr must be non-empty lists of one length")
-            curve_label = label if auc is None else f"{label} (AUC {_fixed(auc, 2)})"
-            panels.setdefault(deployment, []).append(RocCurve(curve_label, false_positives, true_positives))
+            panel = panels.setdefault(deployment, _RocPanel())
+            panel.add(scheme, who, false_positives, true_positives, auc, trials=row.integer("trials"))
         bound, accountant = row.number("epsilon_lower_bound"), row.optional_number("accountant_epsilon")
         exceeds = accountant is not None and bound > accountant
         classes.append("alert" if exceeds else None)
@@ -374,9 +497,10 @@ def _audit_section(root: _Fields) -> _Section:
         "confidence no mechanism with a smaller &epsilon; could produce them. A bound above the accountant's "
         "&epsilon; means the accounting, or its implementation, is wrong.</p>"
     )
-    alt = "ROC curves of the audits, one panel per deployment"
     if panels:
-        figure = f"<figure>{_image(roc_curves_png(panels), alt)}</figure>"
+        figure = '<div class="plots">' + "".join(
+            _roc_figure(deployment, panel) for deployment, panel in panels.items()
+        ) + "</div>"
     else:
         figure = _empty("The audits recorded no ROC curves.")
     headers = [
@@ -398,11 +522,60 @@ def _mpc_note(row: _Fields) -> str:
     return describe_mpc_backend(backend) if backend in MPC_BACKENDS else f"MPC backend: {backend}"
 
 
+class _RocPanel:
+    """One deployment's ROC curves; audits whose curves coincide share one curve and one legend entry."""
+
+    def __init__(self) -> None:
+        self.curves: dict[tuple[tuple[float, ...], tuple[float, ...]], dict[str, list[str]]] = {}
+        self.aucs: dict[tuple[tuple[float, ...], tuple[float, ...]], float | None] = {}
+        self.trials = 0
+        self.smallest_rate = 1.0  # the smallest false positive rate above 0
+
+    def add(
+        self, scheme: str, who: str, fpr: list[float], tpr: list[float], auc: float | None, *, trials: int
+    ) -> None:
+        key = (tuple(fpr), tuple(tpr))
+        self.curves.setdefault(key, {}).setdefault(scheme, []).append(who)
+        self.aucs.setdefault(key, auc)
+        self.trials = max(self.trials, trials)
+        self.smallest_rate = min([self.smallest_rate, *(rate for rate in fpr if rate > 0)])
+
+    def floor(self) -> float:
+        """Where a false positive rate of 0 is drawn: ``1 / trials``, or lower if a measured rate is lower."""
+        floor = 1.0 / max(self.trials, 2)
+        return floor if floor < self.smallest_rate else self.smallest_rate / 2
+
+    def roc_curves(self) -> list[RocCurve]:
+        curves = []
+        for key, observers in self.curves.items():
+            label = "; ".join(f"{scheme}: {', '.join(who)}" for scheme, who in observers.items())
+            auc = self.aucs[key]
+            curves.append(RocCurve(label if auc is None else f"{label} (AUC {auc:.2f})", key[0], key[1]))
+        return curves
+
+
+def _roc_figure(deployment: str, panel: _RocPanel) -> str:
+    floor = panel.floor()
+    reason = (
+        f"1/{panel.trials}: one false positive in {panel.trials} trials, below any rate the audit can measure"
+        if floor == 1.0 / max(panel.trials, 2)
+        else "half the smallest measured rate"
+    )
+    caption = (
+        f"{_escape(deployment)}: a false positive rate of 0 is drawn at {floor:.3g} ({reason}), since a "
+        "logarithmic axis cannot show 0. Curves that coincide are drawn once and named together, by scheme "
+        "and then observer."
+    )
+    image = draw_roc_curves(deployment, panel.roc_curves(), false_positive_floor=floor)
+    return _plot(image, f"ROC curves of the audits: {deployment}", caption)
+
+
 def _cost_section(root: _Fields) -> _Section:
     heading = "Federated learning versus MPC"
     costs = root.rows("costs")
     if not costs:
         return _Section("costs", heading, _empty("No costs were measured."))
+    has_accuracy = any("test_accuracy" in row.data for row in costs)
     rows, classes = [], []
     for row in costs:
         backend = row.optional_text("mpc_backend")
@@ -415,8 +588,12 @@ def _cost_section(root: _Fields) -> _Section:
             _general(row.number("seconds")), _bytes(row.optional_number("upload_bytes_per_client")),
             str(row.integer("rounds")), _escape(note),
         ])
+        if has_accuracy:
+            rows[-1].insert(4, _percent(row.optional_number("test_accuracy")))
     intro = "<p>What each scheme cost to run and how much it leaked; MPC training reveals only the final model.</p>"
     headers = ["deployment", "clients", "scheme", "leakage", "seconds", "upload per client", "rounds", "notes"]
+    if has_accuracy:
+        headers.insert(4, "test accuracy")
     return _Section("costs", heading, intro + _table(headers, rows, classes))
 
 
@@ -494,8 +671,25 @@ def _table(headers: Sequence[str], rows: Iterable[Sequence[str]], classes: Seque
     return f"<table>\n<tr>{head}</tr>\n" + "\n".join(lines) + "\n</table>"
 
 
-def _image(png: bytes, alt: str) -> str:
-    return f'<img src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}" alt="{_escape(alt)}">'
+def _plot(image: PlotImage, alt: str, caption: str = "") -> str:
+    """Return a plot as a figure; ``data-axes-width`` is its narrowest axes box in the PNG's own pixels."""
+    attributes = f'data-axes-width="{min(image.axes_widths, default=0)}"'
+    figcaption = f"<figcaption>{caption}</figcaption>" if caption else ""
+    return f'<figure class="plot">{_img(image.png, image.width, image.height, alt, attributes)}{figcaption}</figure>'
+
+
+def _grid_image(image: GridImage, alt: str) -> str:
+    """Return a reconstruction grid's image; ``data-tile-width`` is one enlarged image's width in its pixels."""
+    return _img(image.png, image.width, image.height, alt, f'data-tile-width="{image.tile_width}"')
+
+
+def _img(png: bytes, width: int, height: int, alt: str, attributes: str) -> str:
+    # width and height are the PNG's own: the page reserves the space before decoding and shows it 1:1.
+    source = base64.b64encode(png).decode("ascii")
+    return (
+        f'<img src="data:image/png;base64,{source}" width="{width}" height="{height}" {attributes} '
+        f'alt="{_escape(alt)}">'
+    )
 
 
 def _heat_style(leakage: float) -> str:
@@ -524,6 +718,10 @@ def _fixed(value: float | None, digits: int) -> str:
 
 def _general(value: float | None) -> str:
     return "&mdash;" if value is None else f"{value:.4g}"
+
+
+def _percent(fraction: float | None) -> str:
+    return "&mdash;" if fraction is None else f"{_fixed(100 * fraction, 1)}%"
 
 
 def _bytes(value: float | None) -> str:

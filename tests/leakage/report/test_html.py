@@ -1,15 +1,19 @@
-"""Tests for the self-contained HTML report: embedded figures, escaping, empty sections, atomic writes, a real browser."""
+"""Tests for the self-contained HTML report: figures, escaping, empty sections, atomic writes, a real browser."""
 
 from __future__ import annotations
 
 import base64
 import copy
+import html
 import io
+import json
 import os
 import re
 import shutil
 import subprocess
+import sys
 import time
+from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -19,13 +23,14 @@ import pytest
 from PIL import Image
 
 from leakage.errors import ConfigError
-from leakage.report import render_html_report, write_html_report
+from leakage.report import MIN_AXES_PIXELS, MIN_TILE_PIXELS, render_html_report, write_html_report
 
 SCHEMES = ("plain", "secagg", "secagg+", "he", "dp", "mpc")
 DEPLOYMENTS = (("cross-organisation", 2), ("cross-device", 100))
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 DATA_PNG = "data:image/png;base64,"
 BROWSER_TIMEOUT_SECONDS = 90
+SCORE_TIMEOUT_SECONDS = 600
 
 
 def _images(shape: tuple[int, int, int, int], seed: int) -> dict[str, Any]:
@@ -99,14 +104,42 @@ def _costs() -> list[dict[str, Any]]:
     return [
         {"deployment": deployment, "n_clients": n_clients, "scheme": scheme, "seconds": 0.8,
          "upload_bytes_per_client": None if scheme == "mpc" else 12345.0, "rounds": 2,
-         "leakage": _leakage(scheme, n_clients), "mpc_backend": "ideal" if scheme == "mpc" else None}
+         "leakage": _leakage(scheme, n_clients), "mpc_backend": "ideal" if scheme == "mpc" else None,
+         "test_accuracy": 0.62 if scheme == "dp" else 0.91}
         for deployment, n_clients in DEPLOYMENTS
         for scheme in SCHEMES
     ]
 
 
+SWEPT_CLIENTS = (2, 3, 5, 10, 20, 50, 100)
+
+
+def _sweep_points(leakages: list[float], metric: str) -> list[dict[str, Any]]:
+    baseline = 0.37 if metric == "update_cosine" else 12.0
+    span = 0.63 if metric == "update_cosine" else 30.0
+    return [
+        {"n_clients": count, "clients_per_round": count, "leakage": leakage, "value": baseline + span * leakage,
+         "baseline": baseline, "test_accuracy": 0.9}
+        for count, leakage in zip(SWEPT_CLIENTS, leakages, strict=True)
+    ]
+
+
+def _sweeps() -> list[dict[str, Any]]:
+    """One secagg sweep: the server's aggregate hides the target from 10 clients, a participant's never."""
+    server = [1.0, 0.6, 0.4, 0.2, 0.1, 0.05, 0.02]
+    participant = [1.0, 1.0, 0.9, 0.8, 0.7, 0.5, 0.3]
+    return [
+        {"name": "secagg sweep", "scheme": "secagg", "observer": "server", "attack": "aggregate",
+         "metric": "update_cosine", "points": _sweep_points(server, "update_cosine"), "hides_from": 10},
+        {"name": "secagg sweep", "scheme": "secagg", "observer": "eavesdropper", "attack": "aggregate",
+         "metric": "update_cosine", "points": _sweep_points(server, "update_cosine"), "hides_from": 10},
+        {"name": "secagg sweep", "scheme": "secagg", "observer": "participant", "attack": "round_difference",
+         "metric": "update_cosine", "points": _sweep_points(participant, "update_cosine"), "hides_from": None},
+    ]
+
+
 def _report() -> dict[str, Any]:
-    """A report.json as ``leakage score`` writes it: two deployments, six schemes, images, audits and costs."""
+    """A report.json as ``leakage score`` writes it: two deployments, six schemes, images, audits, costs, a sweep."""
     results = _results()
     return {
         "schema_version": 1,
@@ -124,7 +157,17 @@ def _report() -> dict[str, Any]:
         "headlines": _headlines(results),
         "audits": _audits(),
         "costs": _costs(),
+        "sweeps": _sweeps(),
     }
+
+
+def _old_report() -> dict[str, Any]:
+    """A report.json from before sweeps and test accuracies."""
+    report = _report()
+    del report["sweeps"]
+    for row in report["costs"]:
+        del row["test_accuracy"]
+    return report
 
 
 class _Elements(HTMLParser):
@@ -183,8 +226,8 @@ def test_page_is_self_contained(page: str) -> None:
 def test_every_figure_is_an_embedded_png_that_decodes(page: str) -> None:
     pngs = _embedded_pngs(page)
 
-    # The clients plot, three reconstruction grids, the ROC panels.
-    assert len(pngs) == 5
+    # The sweep, privacy against utility per deployment, three reconstruction grids, ROC curves per deployment.
+    assert len(pngs) == 1 + 2 + 3 + 2
     for png in pngs:
         assert png.startswith(PNG_SIGNATURE)
         with Image.open(io.BytesIO(png)) as image:
@@ -195,15 +238,16 @@ def test_every_figure_is_an_embedded_png_that_decodes(page: str) -> None:
 
 def test_reconstruction_grid_puts_originals_above_reconstructions(page: str, report: dict[str, Any]) -> None:
     images = report["results"][15]["images"]  # two 8 x 8 digits
-    # Two columns and two rows of tiles (originals, then reconstructions), each tile enlarged 8x, 2 pixels apart.
-    tile, padding = 8 * 8, 2
+    # Two columns and two rows of tiles (originals, then reconstructions), each enlarged 12x to 96 pixels, 2 apart.
+    scale, padding = 12, 2
+    tile = 8 * scale
     side = 2 * (tile + padding) + padding
     grids = [_pixels(png) for png in _embedded_pngs(page)]
     pixels = next(grid for grid in grids if grid.shape == (side, side))
 
-    first_original = pixels[padding : padding + tile : 8, padding : padding + tile : 8] / 255.0
+    first_original = pixels[padding : padding + tile : scale, padding : padding + tile : scale] / 255.0
     below = 2 * padding + tile
-    first_reconstruction = pixels[below : below + tile : 8, padding : padding + tile : 8] / 255.0
+    first_reconstruction = pixels[below : below + tile : scale, padding : padding + tile : scale] / 255.0
     np.testing.assert_allclose(first_original, np.asarray(images["original"])[0, 0], atol=1 / 255)
     np.testing.assert_allclose(first_reconstruction, np.asarray(images["reconstruction"])[0, 0], atol=1 / 255)
 
@@ -215,7 +259,7 @@ def _pixels(png: bytes) -> np.ndarray:
 
 def test_sections_appear_in_order_with_their_content(page: str) -> None:
     order = [
-        "<h1>", 'id="scale"', 'id="headlines"', 'id="clients"', 'id="reconstructions"', 'id="audits"',
+        "<h1>", 'id="scale"', 'id="headlines"', 'id="clients"', 'id="utility"', 'id="reconstructions"', 'id="audits"',
         'id="costs"', 'id="results"', 'id="environment"', 'id="timings"', 'id="spec"',
     ]
     positions = [page.index(marker) for marker in order]
@@ -272,7 +316,6 @@ def test_missing_sections_degrade_to_a_sentence() -> None:
 
     for sentence in (
         "No headline scores were recorded.",
-        "No headline scores, so there is nothing to plot.",
         "No attack returned images to show.",
         "No privacy audit was run.",
         "No costs were measured.",
@@ -283,6 +326,8 @@ def test_missing_sections_degrade_to_a_sentence() -> None:
     ):
         assert f'<p class="empty">{sentence}</p>' in page
     assert "<img" not in page and "<title>Leakage report</title>" in page
+    # Sections for data older reports lack are left out, not announced as empty.
+    assert 'id="clients"' not in page and 'id="utility"' not in page
 
 
 def test_empty_lists_degrade_like_missing_ones() -> None:
@@ -295,7 +340,7 @@ def test_empty_lists_degrade_like_missing_ones() -> None:
 
     assert "No privacy audit was run." in page and "No costs were measured." in page
     assert "No attack returned images to show." in page
-    assert len(_embedded_pngs(page)) == 1  # only the clients plot
+    assert len(_embedded_pngs(page)) == 1  # only the sweep's figure
 
 
 @pytest.mark.parametrize("version", [None, 2, "1", 1.0, True])
@@ -323,6 +368,12 @@ def test_rejects_other_schema_versions(version: object) -> None:
          r"report\.results\[1\]\.images: .*shape"),
         (lambda report: report["headlines"].append(dict(report["headlines"][0])), r"report\.headlines\[12\] repeats"),
         (lambda report: report.update(costs={"secagg": 1.0}), r"report\.costs must be a list"),
+        (lambda report: report["costs"][0].update(test_accuracy="high"), r"report\.costs\[0\]\.test_accuracy must be"),
+        (lambda report: report["sweeps"][0]["points"].reverse(), r"report\.sweeps\[0\]\.points must be sorted"),
+        (lambda report: report["sweeps"][1]["points"][2].pop("baseline"),
+         r"report\.sweeps\[1\]\.points\[2\]\.baseline is missing"),
+        (lambda report: report["sweeps"][2].update(hides_from="ten"), r"report\.sweeps\[2\]\.hides_from must be an"),
+        (lambda report: report["sweeps"][0].update(points=[]), r"report\.sweeps\[0\]\.points must list at least"),
     ],
 )
 def test_malformed_fields_raise_config_error_naming_them(mutate: Any, field: str) -> None:
@@ -386,19 +437,131 @@ def test_a_hundred_rows_with_images_stay_small_and_fast() -> None:
     elapsed = time.perf_counter() - started
 
     assert len(page.encode("utf-8")) < 2_000_000
-    assert len(_embedded_pngs(page)) == 100 + 2
+    assert len(_embedded_pngs(page)) == 100 + 1 + 2 + 2  # grids, the sweep, utility and ROC per deployment
     assert elapsed < 20.0
+
+
+def _section(page: str, anchor: str) -> str:
+    start = page.index(f'<section id="{anchor}">')
+    return page[start : page.index("</section>", start)]
+
+
+def _images_in(section: str) -> list[dict[str, str | None]]:
+    return [attributes for tag, attributes in _parse(section).tags if tag == "img"]
+
+
+def test_every_image_declares_its_own_pixel_size_and_what_must_stay_legible(page: str) -> None:
+    images = _images_in(page)
+
+    assert images
+    for attributes, png in zip(images, _embedded_pngs(page), strict=True):
+        with Image.open(io.BytesIO(png)) as image:
+            assert (attributes["width"], attributes["height"]) == (str(image.width), str(image.height))
+        if "data-axes-width" in attributes:
+            assert int(attributes["data-axes-width"] or 0) >= MIN_AXES_PIXELS
+        else:
+            assert int(attributes["data-tile-width"] or 0) >= MIN_TILE_PIXELS
+
+
+def test_old_reports_without_sweeps_or_test_accuracy_skip_those_sections() -> None:
+    page = render_html_report(_old_report())
+
+    assert 'id="clients"' not in page and 'href="#clients"' not in page
+    assert 'id="utility"' not in page and 'href="#utility"' not in page
+    assert "test accuracy" not in _section(page, "costs")
+    assert len(_embedded_pngs(page)) == 3 + 2  # grids and ROC curves only
+
+
+def test_sweep_says_from_how_many_clients_each_observer_is_hidden(page: str) -> None:
+    section = _section(page, "clients")
+
+    hidden = "estimate is no better than the released model&#x27;s direction"
+    assert "<h3>secagg sweep: secagg</h3>" in section
+    assert f"<li>secagg: a server&#x27;s {hidden} from 10 clients</li>" in section
+    assert f"<li>secagg: an eavesdropper&#x27;s {hidden} from 10 clients</li>" in section
+    assert f"<li>secagg: a participant&#x27;s {hidden} at no swept size</li>" in section
+    assert len(_images_in(section)) == 1  # one figure per sweep, whatever the number of observers
+    assert section.count("<tr>") == 1 + 3 * len(SWEPT_CLIENTS)  # the numbers: a row per observer and size
+
+
+def test_an_empty_sweep_list_says_so() -> None:
+    report = _report()
+    report["sweeps"] = []
+
+    page = render_html_report(report)
+
+    assert '<p class="empty">No sweep over the number of clients was run.</p>' in _section(page, "clients")
+
+
+def test_privacy_against_utility_means_over_seeds_and_leaves_out_sweep_sizes() -> None:
+    report = _report()
+    second_seed = [dict(row, seed=1, test_accuracy=row["test_accuracy"] - 0.1) for row in report["costs"]]
+    swept = [dict(report["costs"][1], deployment=f"secagg sweep n={count}", n_clients=count, sweep="secagg sweep")
+             for count in SWEPT_CLIENTS]
+    report["costs"] += second_seed + swept
+
+    page = render_html_report(report)
+
+    section = _section(page, "utility")
+    assert len(_images_in(section)) == len(DEPLOYMENTS)  # no panel for the sweep's sizes
+    assert "<td>cross-device</td><td>dp</td><td>0.10</td><td>57.0%</td><td>2</td>" in section
+    assert "<td>cross-organisation</td><td>plain</td><td>1.00</td><td>86.0%</td><td>2</td>" in section
+    assert "secagg sweep n=" not in section
+
+
+def test_costs_table_shows_the_released_models_test_accuracy(page: str) -> None:
+    section = _section(page, "costs")
+
+    assert "<th scope=\"col\">test accuracy</th>" in section
+    assert section.count("<td>62.0%</td>") == len(DEPLOYMENTS)  # dp
+    assert section.count("<td>91.0%</td>") == len(DEPLOYMENTS) * (len(SCHEMES) - 1)
+
+
+def test_audits_get_one_roc_figure_per_deployment_with_the_zero_rate_floor_named(page: str) -> None:
+    section = _section(page, "audits")
+
+    assert len(_images_in(section)) == len(DEPLOYMENTS)
+    # 64 trials: a false positive rate of 0 is drawn at 1/64 on the log axis, and the caption says so.
+    assert section.count("a false positive rate of 0 is drawn at 0.0156 (1/64: one false positive in 64 trials") == 2
+
+
+def test_many_audits_split_by_deployment_and_stay_legible() -> None:
+    report = _report()
+    deployments = [f"site {index}" for index in range(3)]
+    observers = ("server", "participant", "eavesdropper", "public")
+    report["audits"] = [
+        dict(report["audits"][0], deployment=deployment, scheme=scheme, observer=observer, trials=128,
+             roc={"fpr": [0.0, 0.0, rate, 1.0], "tpr": [0.0, rate, 0.9, 1.0]})
+        for deployment in deployments
+        for index, scheme in enumerate(SCHEMES)
+        for rate, observer in zip((0.1 + 0.01 * index, 0.2, 0.3, 0.4), observers, strict=True)
+    ]
+
+    page = render_html_report(report)
+
+    images = _images_in(_section(page, "audits"))
+    assert len(images) == len(deployments)
+    assert all(int(image["data-axes-width"] or 0) >= MIN_AXES_PIXELS for image in images)
+    assert "drawn at 0.00781 (1/128" in page
 
 
 # --- a real browser --------------------------------------------------------------------------------------------------
 
+# Runs in the page once everything has loaded: for every image, whether it decoded, its PNG's own width, the
+# width it is shown at, and the widths the page declares for it (axes box or grid tile, in the PNG's pixels).
 _IMAGE_CHECK = """<script>
 window.addEventListener("load", () => {
-  const images = Array.from(document.images);
-  const loaded = images.filter((image) => image.complete && image.naturalWidth > 0).length;
+  const images = Array.from(document.images).map((image) => ({
+    loaded: image.complete && image.naturalWidth > 0,
+    natural: image.naturalWidth,
+    shown: image.clientWidth,
+    declared: Number(image.getAttribute("width")),
+    axes: Number(image.dataset.axesWidth || 0),
+    tile: Number(image.dataset.tileWidth || 0),
+  }));
   const result = document.createElement("output");
   result.id = "image-check";
-  result.textContent = "loaded " + loaded + " of " + images.length;
+  result.textContent = JSON.stringify(images);
   document.body.appendChild(result);
 });
 </script>"""
@@ -422,30 +585,98 @@ def _run_chromium(executable: str, profile: Path, *arguments: str) -> subprocess
     return subprocess.run(command, capture_output=True, text=True, timeout=BROWSER_TIMEOUT_SECONDS, check=False)
 
 
-def test_every_image_loads_in_headless_chromium(page: str, tmp_path: Path) -> None:
+@dataclass(frozen=True)
+class _ShownImage:
+    """One <img> as headless chromium laid it out in a 1280-pixel-wide window."""
+
+    loaded: bool
+    natural: int  # the PNG's width in pixels
+    shown: int  # CSS pixels on screen
+    declared: int  # the width attribute
+    axes: int  # data-axes-width: the narrowest axes box, in the PNG's pixels (0: not a plot)
+    tile: int  # data-tile-width: one reconstruction, in the PNG's pixels (0: not a grid)
+
+    def on_screen(self, width: int) -> float:
+        """Return how many screen pixels ``width`` pixels of the PNG take up."""
+        return width * self.shown / self.natural
+
+
+def _show_in_chromium(page: str, folder: Path, *, screenshot: Path | None = None) -> list[_ShownImage]:
+    """Open ``page`` in headless chromium and return its images as laid out; skip without chromium."""
     executable = _chromium()
     # The report is script-free and its policy forbids scripts; the test's copy allows one inline
-    # script that counts loaded images, and keeps "img-src data:" so any external image would fail.
+    # script that measures the images, and keeps "img-src data:" so any external image would fail.
     checked, allowed = re.subn(
         r'(http-equiv="Content-Security-Policy" content=")', r"\1script-src 'unsafe-inline'; ", page
     )
     assert allowed == 1
-    probe = tmp_path / "probe.html"
+    probe = folder / "probe.html"
     probe.write_text(checked.replace("</body>", _IMAGE_CHECK + "\n</body>"), encoding="utf-8")
-    screenshot = tmp_path / "screenshot.png"
+    extra = [] if screenshot is None else [f"--screenshot={screenshot}"]
 
     browser = _run_chromium(
-        executable, tmp_path / "profile", "--dump-dom", f"--screenshot={screenshot}", "--window-size=1280,1600",
-        probe.as_uri(),
+        executable, folder / "profile", "--dump-dom", *extra, "--window-size=1280,1600", probe.as_uri()
     )
 
     assert browser.returncode == 0, browser.stderr[-2000:]
-    match = re.search(r'<output id="image-check">loaded (\d+) of (\d+)</output>', browser.stdout)
+    match = re.search(r'<output id="image-check">(.*?)</output>', browser.stdout, flags=re.DOTALL)
     assert match is not None, browser.stderr[-2000:]
-    loaded, total = int(match[1]), int(match[2])
-    assert total == len(_embedded_pngs(page)) > 0
-    assert loaded == total
-    assert screenshot.exists(), browser.stderr[-2000:]
-    with Image.open(screenshot) as image:
-        extrema = image.convert("RGB").getextrema()
+    return [_ShownImage(**fields) for fields in json.loads(html.unescape(match[1]))]
+
+
+def _assert_legible(images: list[_ShownImage]) -> None:
+    """Every image loaded at its own size; every plot's axes and every reconstruction are shown wide enough."""
+    assert images
+    for image in images:
+        assert image.loaded and image.natural == image.declared, image
+        assert (image.axes > 0) != (image.tile > 0), image  # each image is a plot or a grid, and says which
+        if image.axes:
+            assert image.on_screen(image.axes) >= MIN_AXES_PIXELS == 300, image
+        else:
+            assert image.on_screen(image.tile) >= MIN_TILE_PIXELS == 96, image
+
+
+def test_every_image_loads_in_headless_chromium_and_stays_legible(page: str, tmp_path: Path) -> None:
+    screenshot = tmp_path / "screenshot.png"
+
+    images = _show_in_chromium(page, tmp_path, screenshot=screenshot)
+
+    assert len(images) == len(_embedded_pngs(page)) > 0
+    _assert_legible(images)
+    assert sum(1 for image in images if image.tile) == 3
+    assert screenshot.exists()
+    with Image.open(screenshot) as shot:
+        extrema = shot.convert("RGB").getextrema()
     assert any(low != high for low, high in extrema), "the screenshot is one flat colour"
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str]:
+    """A real ``leakage score --quick`` run of the built-in spec: its report.json and report.html."""
+    _chromium()  # nothing to check without a browser: skip before the run
+    out = tmp_path_factory.mktemp("score")
+    command = [sys.executable, "-m", "leakage.cli", "score", "--quick", "--no-progress", "--out", str(out)]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=SCORE_TIMEOUT_SECONDS, check=False)
+    assert run.returncode == 0, run.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    return report, (out / "report.html").read_text(encoding="utf-8")
+
+
+def test_a_real_score_report_is_legible_in_headless_chromium(
+    scored: tuple[dict[str, Any], str], tmp_path: Path
+) -> None:
+    report, page = scored
+
+    images = _show_in_chromium(page, tmp_path)
+
+    _assert_legible(images)
+    grids = sum(1 for row in report["results"] if row.get("images"))
+    deployments_audited = {row["deployment"] for row in report.get("audits", [])}
+    assert sum(1 for image in images if image.tile) == grids > 0
+    assert len(_images_in(_section(page, "audits"))) == len(deployments_audited) > 0
+    if report.get("sweeps"):
+        sweeps = _section(page, "clients")
+        assert len(_images_in(sweeps)) == len({entry["name"] for entry in report["sweeps"]})
+        assert sweeps.count("estimate is no better than the released model&#x27;s direction") == len(report["sweeps"])
+    if any("test_accuracy" in row for row in report["costs"]):
+        assert _images_in(_section(page, "utility"))
