@@ -19,6 +19,7 @@ from leakage.aggregation import (
     scheme_names,
     split_scheme_name,
 )
+from leakage.checks import require_choice
 from leakage.data import DATASETS, PARTITIONS, load_dataset
 from leakage.environment import environment_info
 from leakage.errors import ConfigError
@@ -180,8 +181,7 @@ def _score(args: argparse.Namespace) -> None:
     spec = load_spec(args.spec)
     if isinstance(args.jobs, bool) or args.jobs < 1:
         raise ConfigError(f"--jobs must be an integer >= 1, got {args.jobs}")
-    if args.backend not in BACKENDS:
-        raise ConfigError(f"--backend must be one of {', '.join(BACKENDS)}, got {args.backend!r}")
+    require_choice("--backend", args.backend, BACKENDS)
     if args.address is not None and args.backend != "ray":
         raise ConfigError("--address needs --backend ray")
     if args.out.exists() and not args.out.is_dir():

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from leakage.checks import require_int
+from leakage.checks import require_bool, require_choice, require_int
 from leakage.data.base import DATASETS, Dataset
 from leakage.data.local import default_data_root
 from leakage.errors import ConfigError, DatasetNotFoundError
@@ -288,13 +288,11 @@ def load_adult(
     >>> len(data), data.input_shape, data.class_names, sorted(data.properties)
     (100, (81,), ('<=50K', '>50K'), ['female', 'non_white'])
     """
-    if split not in _SPLITS:
-        raise ConfigError(f"split must be one of {', '.join(_SPLITS)}, got {split!r}")
+    require_choice("split", split, _SPLITS)
     if n_samples is not None:
         n_samples = require_int("n_samples", n_samples, minimum=1)
     seed = require_int("seed", seed, minimum=0)
-    if not isinstance(sensitive_features, bool):
-        raise ConfigError(f"sensitive_features must be True or False, got {sensitive_features!r}")
+    require_bool("sensitive_features", sensitive_features)
     folder = _find_folder(path)
     train = _read_table(folder / _FILES["train"])
     parts = [train, _read_table(folder / _FILES["test"])] if split == "all" else [_read_table(folder / _FILES[split])]

@@ -17,7 +17,7 @@ import torch
 from numpy.typing import NDArray
 from torch import Tensor
 
-from leakage.checks import require_int, require_positive_float
+from leakage.checks import require_bool, require_choice, require_in_interval, require_int, require_positive_float
 from leakage.errors import ConfigError
 from leakage.registry import Registry
 
@@ -108,8 +108,7 @@ def partition_iid(
     [2, 2, 2]
     """
     num_samples = _check_common(targets, n_clients, rng)
-    if not isinstance(replacement, bool):
-        raise ConfigError(f"replacement must be True or False, got {replacement!r}")
+    require_bool("replacement", replacement)
     if samples_per_client is None:
         if replacement:
             raise ConfigError("replacement=True needs samples_per_client, got None")
@@ -280,9 +279,7 @@ def partition_by_property(
             f"has_property must have shape [{num_samples}] like targets, "
             f"got {list(has_property.shape)}"
         )
-    is_number = isinstance(fraction, (int, float, np.floating, np.integer))
-    if isinstance(fraction, bool) or not is_number or not 0.0 <= fraction <= 1.0:
-        raise ConfigError(f"fraction must be a number in [0, 1], got {fraction!r}")
+    fraction = require_in_interval("fraction", fraction, 0, 1)
     num_holders = round(fraction * n_clients)
     if fraction > 0 and num_holders == 0:
         raise ConfigError(
@@ -374,8 +371,7 @@ def partition_target(
     """
     num_samples = _check_common(targets, n_clients, rng)
     size = require_int("target_size", target_size, minimum=1)
-    if others not in ("any", "without_property"):
-        raise ConfigError(f"others must be one of any, without_property, got {others!r}")
+    require_choice("others", others, ("any", "without_property"))
     if target_has_property is not None and not isinstance(target_has_property, bool):
         raise ConfigError(f"target_has_property must be true, false or unset, got {target_has_property!r}")
     needs_flags = target_has_property is not None or others == "without_property"

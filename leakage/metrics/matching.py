@@ -20,7 +20,7 @@ import torch
 from scipy.optimize import linear_sum_assignment  # type: ignore[import-untyped, unused-ignore]
 from torch import Tensor
 
-from leakage.errors import ConfigError
+from leakage.checks import require_choice
 from leakage.metrics._validation import check_finite, check_same_shape
 
 __all__ = ["MatchingCost", "match_reconstructions", "pairwise_mse"]
@@ -75,8 +75,7 @@ def match_reconstructions(reconstructions: Tensor, originals: Tensor, *, cost: M
     >>> match_reconstructions(torch.tensor([[2.1], [0.1], [0.9]]), originals)
     tensor([1, 2, 0])
     """
-    if cost not in _COSTS:
-        raise ConfigError(f"cost must be one of {', '.join(_COSTS)}, got {cost!r}")
+    require_choice("cost", cost, _COSTS)
     check_same_shape("reconstructions", reconstructions, "originals", originals, min_dim=2)
     check_finite("reconstructions", reconstructions)
     check_finite("originals", originals)

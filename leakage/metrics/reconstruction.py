@@ -17,6 +17,7 @@ from typing import Any, Literal, Protocol
 import torch
 from torch import Tensor
 
+from leakage.checks import require_choice
 from leakage.data import Dataset
 from leakage.errors import ConfigError
 from leakage.metrics._validation import (
@@ -172,8 +173,7 @@ def score_reconstruction(
     >>> score.permutation, score.mse, score.label_accuracy
     ((1, 0), 0.0, 1.0)
     """
-    if kind not in _KINDS:
-        raise ConfigError(f"kind must be one of {', '.join(_KINDS)}, got {kind!r}")
+    require_choice("kind", kind, _KINDS)
     peak = check_data_range(data_range)
     check_same_shape("raw_reconstructions", raw_reconstructions, "raw_originals", raw_originals, min_dim=2)
     expected_dim = 4 if kind == "image" else 2

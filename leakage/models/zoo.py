@@ -15,6 +15,7 @@ import torch
 import torchvision
 from torch import nn
 
+from leakage.checks import require_choice
 from leakage.errors import ConfigError
 from leakage.registry import Registry
 
@@ -84,10 +85,7 @@ def multilayer_perceptron(
     activation: Literal["relu", "sigmoid", "tanh"] = "relu",
 ) -> nn.Module:
     """Fully connected network; its first layer has a bias, as analytic inversion needs."""
-    if activation not in _ACTIVATIONS:
-        raise ConfigError(
-            f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}"
-        )
+    require_choice("activation", activation, sorted(_ACTIVATIONS))
     if not hidden or any(int(width) < 1 for width in hidden):
         raise ConfigError(f"hidden must be a non-empty list of positive widths, got {hidden}")
     layers: list[nn.Module] = [nn.Flatten()]

@@ -15,6 +15,7 @@ from typing import Any, Literal, TypeVar, get_args
 
 from tqdm.auto import tqdm
 
+from leakage.checks import require_choice, require_int
 from leakage.errors import ConfigError
 
 __all__ = ["BACKENDS", "Backend", "run_jobs"]
@@ -69,10 +70,8 @@ def run_jobs(
     >>> run_jobs(lambda job: {"double": 2 * job}, [1, 2])
     [{'double': 2}, {'double': 4}]
     """
-    if backend not in BACKENDS:
-        raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ConfigError(f"workers must be an integer >= 1, got {workers!r}")
+    require_choice("backend", backend, BACKENDS)
+    workers = require_int("workers", workers, minimum=1)
     if address is not None:
         if backend != "ray":
             raise ConfigError(f"address needs backend 'ray', got backend {backend!r}")
@@ -103,7 +102,12 @@ def _run_here(function: Callable[[JobT], ResultT], jobs: Sequence[JobT], *, bar:
 
 
 def _run_pool(
-    function: Callable[[JobT], ResultT], jobs: Sequence[JobT], *, workers: int, bar: Any, describe: Callable[[JobT], str]
+    function: Callable[[JobT], ResultT],
+    jobs: Sequence[JobT],
+    *,
+    workers: int,
+    bar: Any,
+    describe: Callable[[JobT], str],
 ) -> list[ResultT]:
     pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=_pool_context(function))
     try:

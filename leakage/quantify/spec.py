@@ -10,7 +10,6 @@ field (``spec.deployments[1].n_clients``) and what it accepts.
 
 from __future__ import annotations
 
-import math
 import os
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -19,6 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from leakage.checks import require_choice, require_in_interval, require_int, require_positive_float
 from leakage.errors import ConfigError
 from leakage.plain_data import plain_data
 
@@ -203,16 +203,18 @@ def parse_spec(data: Mapping[str, Any]) -> DeploymentSpec:
     sweeps = _sweeps(data.get("sweeps", []), [size.name for size in deployments])
     scheme_options = _scheme_options(data.get("scheme_options", {}), (*schemes, *(s.scheme for s in sweeps)))
     observers = _names("spec.observers", data.get("observers", list(defaults.observers)), OBSERVER_KINDS)
-    target = _integer("spec.target", data.get("target", defaults.target), minimum=0)
+    target = require_int("spec.target", data.get("target", defaults.target), minimum=0)
     smallest = min(size.n_clients for size in (*deployments, *(d for s in sweeps for d in s.deployments())))
     if target >= smallest:
-        raise ConfigError(f"spec.target must be a client id below every deployment's n_clients ({smallest}), got {target}")
+        raise ConfigError(
+            f"spec.target must be a client id below every deployment's n_clients ({smallest}), got {target}"
+        )
     attacks = _attacks(data.get("attacks", [{"name": a.name} for a in defaults.attacks]))
     audit = _audit(data.get("audit", {}), [size.name for size in deployments])
     seeds_value = data.get("seeds", list(defaults.seeds))
     if not isinstance(seeds_value, list) or not seeds_value:
         raise ConfigError(f"spec.seeds must be a non-empty list of integers >= 0, got {seeds_value!r}")
-    seeds = tuple(_integer(f"spec.seeds[{i}]", s, minimum=0) for i, s in enumerate(seeds_value))
+    seeds = tuple(require_int(f"spec.seeds[{i}]", s, minimum=0) for i, s in enumerate(seeds_value))
     if len(set(seeds)) != len(seeds):
         raise ConfigError(f"spec.seeds must not repeat a seed, got {list(seeds)}")
     return DeploymentSpec(
@@ -229,21 +231,20 @@ def _task(value: object) -> TaskSpec:
     fields = TaskSpec.__dataclass_fields__
     _check_keys("spec.task", table, tuple(fields))
     defaults = TaskSpec()
-    dataset = _registered("spec.task.dataset", table.get("dataset", defaults.dataset), DATASETS.names())
-    model = _registered("spec.task.model", table.get("model", defaults.model), MODELS.names())
-    partition = _registered("spec.task.partition", table.get("partition", defaults.partition), PARTITIONS.names())
-    algorithm = _choice("spec.task.algorithm", table.get("algorithm", defaults.algorithm), ALGORITHMS)
-    loss = _choice("spec.task.loss", table.get("loss", defaults.loss), LOSSES)
-    local_epochs = _integer("spec.task.local_epochs", table.get("local_epochs", defaults.local_epochs), minimum=1)
+    dataset = require_choice("spec.task.dataset", table.get("dataset", defaults.dataset), DATASETS.names())
+    model = require_choice("spec.task.model", table.get("model", defaults.model), MODELS.names())
+    partition = require_choice("spec.task.partition", table.get("partition", defaults.partition), PARTITIONS.names())
+    algorithm = require_choice("spec.task.algorithm", table.get("algorithm", defaults.algorithm), ALGORITHMS)
+    loss = require_choice("spec.task.loss", table.get("loss", defaults.loss), LOSSES)
+    local_epochs = require_int("spec.task.local_epochs", table.get("local_epochs", defaults.local_epochs), minimum=1)
     if algorithm == "fedsgd" and local_epochs != 1:
         raise ConfigError(f"spec.task.local_epochs must be 1 for fedsgd, got {local_epochs}")
     batch = table.get("batch_size", defaults.batch_size)
-    batch_size = None if batch is None else _integer("spec.task.batch_size", batch, minimum=1)
-    lr = _positive("spec.task.lr", table.get("lr", defaults.lr))
-    rounds = _integer("spec.task.rounds", table.get("rounds", defaults.rounds), minimum=1)
+    batch_size = None if batch is None else require_int("spec.task.batch_size", batch, minimum=1)
+    lr = require_positive_float("spec.task.lr", table.get("lr", defaults.lr))
+    rounds = require_int("spec.task.rounds", table.get("rounds", defaults.rounds), minimum=1)
     test_fraction = table.get("test_fraction", defaults.test_fraction)
-    if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float)) or not 0 <= test_fraction < 1:
-        raise ConfigError(f"spec.task.test_fraction must be a number in [0, 1), got {test_fraction!r}")
+    test_fraction = require_in_interval("spec.task.test_fraction", test_fraction, 0, 1, inclusive="left")
     options = {
         key: _table(f"spec.task.{key}", table.get(key, {}))
         for key in ("dataset_options", "model_options", "partition_options")
@@ -251,7 +252,7 @@ def _task(value: object) -> TaskSpec:
     return TaskSpec(
         dataset=dataset, model=model, partition=partition, algorithm=algorithm,  # type: ignore[arg-type]
         local_epochs=local_epochs, batch_size=batch_size, lr=lr, rounds=rounds, loss=loss,  # type: ignore[arg-type]
-        test_fraction=float(test_fraction), **options,
+        test_fraction=test_fraction, **options,
     )
 
 
@@ -265,16 +266,16 @@ def _deployments(value: object) -> tuple[DeploymentSize, ...]:
         _check_keys(where, table, ("name", "n_clients", "clients_per_round", "dropout"))
         if "name" not in table or "n_clients" not in table:
             raise ConfigError(f"{where} needs a name and n_clients")
-        n_clients = _integer(f"{where}.n_clients", table["n_clients"], minimum=2)
+        n_clients = require_int(f"{where}.n_clients", table["n_clients"], minimum=2)
         per_round = table.get("clients_per_round")
         if per_round is not None:
-            per_round = _integer(f"{where}.clients_per_round", per_round, minimum=2)
+            per_round = require_int(f"{where}.clients_per_round", per_round, minimum=2)
             if per_round > n_clients:
                 raise ConfigError(f"{where}.clients_per_round must be <= n_clients ({n_clients}), got {per_round}")
-        dropout = table.get("dropout", 0.0)
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
-            raise ConfigError(f"{where}.dropout must be a probability in [0, 1), got {dropout!r}")
-        sizes.append(DeploymentSize(_string(f"{where}.name", table["name"]), n_clients, per_round, float(dropout)))
+        dropout = require_in_interval(
+            f"{where}.dropout", table.get("dropout", 0.0), 0, 1, inclusive="left", what="a probability"
+        )
+        sizes.append(DeploymentSize(_string(f"{where}.name", table["name"]), n_clients, per_round, dropout))
     names = [size.name for size in sizes]
     if len(set(names)) != len(names):
         raise ConfigError(f"spec.deployments names must be unique, got {names}")
@@ -312,8 +313,10 @@ def _sweeps(value: object, deployment_names: Sequence[str]) -> tuple[SweepSpec, 
         name = _string(f"{where}.name", table.get("name", f"{scheme} sweep"))
         sizes_value = table.get("n_clients", list(SWEEP_SIZES))
         if not isinstance(sizes_value, list) or len(sizes_value) < 2:
-            raise ConfigError(f"{where}.n_clients must be a list of at least two integers >= 2, got {sizes_value!r:.80}")
-        sizes = [_integer(f"{where}.n_clients[{i}]", size, minimum=2) for i, size in enumerate(sizes_value)]
+            raise ConfigError(
+                f"{where}.n_clients must be a list of at least two integers >= 2, got {sizes_value!r:.80}"
+            )
+        sizes = [require_int(f"{where}.n_clients[{i}]", size, minimum=2) for i, size in enumerate(sizes_value)]
         if sizes != sorted(set(sizes)):
             raise ConfigError(f"{where}.n_clients must be increasing without repeats, got {sizes}")
         sweeps.append(SweepSpec(name, scheme, tuple(sizes)))
@@ -355,7 +358,7 @@ def _attacks(value: object) -> tuple[AttackSpec, ...]:
         where = f"spec.attacks[{index}]"
         table = _table(where, item)
         _check_keys(where, table, ("name", "options"))
-        name = _choice(f"{where}.name", table.get("name"), supported)
+        name = require_choice(f"{where}.name", table.get("name"), supported)
         options = _table(f"{where}.options", table.get("options", {}))
         try:  # a typo in an option fails here, not inside every job
             ATTACKS.create(name, **options)
@@ -383,14 +386,12 @@ def _audit(value: object, deployment_names: Sequence[str]) -> AuditSpec | None:
     if audited is not None:
         audited = _names("spec.audit.deployments", audited, deployment_names)
     defaults = AuditSpec()
-    trials = _integer("spec.audit.trials", table.get("trials", defaults.trials), minimum=4)
-    confidence = table.get("confidence", defaults.confidence)
-    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0.5 <= confidence < 1:
-        raise ConfigError(f"spec.audit.confidence must be a number in [0.5, 1), got {confidence!r}")
-    delta = table.get("delta", defaults.delta)
-    if isinstance(delta, bool) or not isinstance(delta, (int, float)) or not 0 <= delta < 1:
-        raise ConfigError(f"spec.audit.delta must be a number in [0, 1), got {delta!r}")
-    return AuditSpec(trials, float(confidence), float(delta), audited)
+    trials = require_int("spec.audit.trials", table.get("trials", defaults.trials), minimum=4)
+    confidence = require_in_interval(
+        "spec.audit.confidence", table.get("confidence", defaults.confidence), 0.5, 1, inclusive="left"
+    )
+    delta = require_in_interval("spec.audit.delta", table.get("delta", defaults.delta), 0, 1, inclusive="left")
+    return AuditSpec(trials, confidence, delta, audited)
 
 
 def _check_keys(where: str, table: Mapping[str, Any], allowed: Sequence[str]) -> None:
@@ -411,33 +412,11 @@ def _string(where: str, value: object) -> str:
     return value
 
 
-def _integer(where: str, value: object, *, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"{where} must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
-def _positive(where: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ConfigError(f"{where} must be a finite number > 0, got {value!r}")
-    return float(value)
-
-
-def _choice(where: str, value: object, choices: Sequence[str]) -> str:
-    if value not in choices:
-        raise ConfigError(f"{where} must be one of {', '.join(choices)}, got {value!r}")
-    return str(value)
-
-
-def _registered(where: str, value: object, names: Sequence[str]) -> str:
-    return _choice(where, value, names)
-
-
 def _names(where: str, value: object, choices: Sequence[str]) -> tuple[str, ...]:
     if not isinstance(value, list) or not value:
         raise ConfigError(f"{where} must be a non-empty list drawn from {', '.join(choices)}, got {value!r:.80}")
     for index, item in enumerate(value):
-        _choice(f"{where}[{index}]", item, choices)
+        require_choice(f"{where}[{index}]", item, choices)
     if len(set(value)) != len(value):
         raise ConfigError(f"{where} must not repeat a name, got {value}")
     return tuple(value)

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, get_args
 
 from leakage.aggregation.base import ClientSampling
-from leakage.checks import require_int, require_positive_float
+from leakage.checks import require_bool, require_choice, require_in_interval, require_int, require_positive_float
 from leakage.errors import ConfigError
 from leakage.plain_data import plain_data
 from leakage.simulation.local_training import LOSSES, LossName
@@ -97,15 +97,9 @@ class SimulationSettings:
                     f"clients_per_round must be <= n_clients ({self.n_clients}), "
                     f"got {self.clients_per_round}"
                 )
-        if self.client_sampling not in CLIENT_SAMPLINGS:
-            raise ConfigError(
-                f"client_sampling must be one of {', '.join(CLIENT_SAMPLINGS)}, got {self.client_sampling!r}"
-            )
+        require_choice("client_sampling", self.client_sampling, CLIENT_SAMPLINGS)
         require_int("rounds", self.rounds, minimum=1)
-        if self.algorithm not in ALGORITHMS:
-            raise ConfigError(
-                f"algorithm must be one of {', '.join(ALGORITHMS)}, got {self.algorithm!r}"
-            )
+        require_choice("algorithm", self.algorithm, ALGORITHMS)
         require_int("local_epochs", self.local_epochs, minimum=1)
         if self.algorithm == "fedsgd" and self.local_epochs != 1:
             raise ConfigError(
@@ -115,20 +109,14 @@ class SimulationSettings:
             require_int("batch_size", self.batch_size, minimum=1)
         require_positive_float("lr", self.lr)
         require_positive_float("server_lr", self.server_lr)
-        if self.loss not in LOSSES:
-            raise ConfigError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
-        if (
-            isinstance(self.dropout, bool)
-            or not isinstance(self.dropout, (int, float))
-            or not 0.0 <= self.dropout < 1.0
-        ):
-            raise ConfigError(f"dropout must be a probability in [0, 1), got {self.dropout!r}")
+        require_choice("loss", self.loss, LOSSES)
+        dropout = require_in_interval("dropout", self.dropout, 0, 1, inclusive="left", what="a probability")
+        object.__setattr__(self, "dropout", dropout)  # a numpy float would not survive to_dict's JSON
         require_int("seed", self.seed, minimum=0)
         for name in ("dataset_options", "model_options", "scheme_options", "partition_options"):
             if not isinstance(getattr(self, name), Mapping):
                 raise ConfigError(f"{name} must be a table of options, got {getattr(self, name)!r}")
-        if not isinstance(self.vectorise, bool):
-            raise ConfigError(f"vectorise must be true or false, got {self.vectorise!r}")
+        require_bool("vectorise", self.vectorise)
 
     @property
     def sampled_per_round(self) -> int:
