@@ -279,6 +279,7 @@ PublicKey = Literal[
     "scale_bits",
     # MPC
     "mpc_backend",
+    "mpc_backend_description",
 ]
 
 _TOLD = "the server and the participants that finish the round"
@@ -330,7 +331,9 @@ PUBLIC_KEYS: Mapping[PublicKey, str] = MappingProxyType[PublicKey, str](
         "poly_modulus_degree": "CKKS ring dimension; under he",
         "coeff_mod_bit_sizes": "bit sizes of the CKKS coefficient-modulus primes; under he",
         "scale_bits": "CKKS scale 2**scale_bits; under he",
-        "mpc_backend": 'the backend that ran, "ideal" or "secureml"; under mpc',
+        "mpc_backend": 'the backend that ran, "ideal" or "secureml"; every observer under mpc',
+        "mpc_backend_description": "a one-line description of the backend that ran; the round record only, "
+        "under mpc",
     }
 )
 """Every key of ``RoundView.public``: what the value is, and which observers are told it."""
@@ -356,7 +359,7 @@ choose one of: aborted, accountant, algorithm, batch_size, clip_norm, clip_range
 compression_bits, compression_keep, compression_method, ddp_accountant, ddp_clip_norm, ddp_delta, \
 ddp_lattice_step, ddp_min_summands, ddp_noise_multiplier, ddp_sensitivity, delta, epsilon, epsilon_vs_server, \
 expected_clients, ldp_accountant, ldp_clip_norm, ldp_delta, ldp_epsilon, ldp_noise_multiplier, local_epochs, \
-loss, lr, mpc_backend, neighbours, noise_multiplier, poly_modulus_degree, quantization_step, ring_bits, \
+loss, lr, mpc_backend, mpc_backend_description, neighbours, noise_multiplier, poly_modulus_degree, quantization_step, ring_bits, \
 scale_bits, scheme, server_lr, threshold, total_weight, weighting, weights
     """
     for kind, keys, declared in (("own", own, OWN_KEYS), ("public", public, PUBLIC_KEYS)):
