@@ -351,16 +351,11 @@ def check_view_keys(
         ValueError: an ``own`` or ``public`` key is not declared, or a ``received`` key
             matches no declared pattern; the message names the key and the choices.
 
-    >>> check_view_keys("client:0", {"update": None}, {}, {"learning_rate": 0.1})
+    >>> check_view_keys("client:0", {"gradient": None}, {}, {"lr": 0.1})
     Traceback (most recent call last):
     ...
-    ValueError: public key 'learning_rate' of observer 'client:0' is not declared in leakage.views.PUBLIC_KEYS; \
-choose one of: aborted, accountant, algorithm, batch_size, clip_norm, clip_range, coeff_mod_bit_sizes, \
-compression_bits, compression_keep, compression_method, ddp_accountant, ddp_clip_norm, ddp_delta, \
-ddp_lattice_step, ddp_min_summands, ddp_noise_multiplier, ddp_sensitivity, delta, epsilon, epsilon_vs_server, \
-expected_clients, ldp_accountant, ldp_clip_norm, ldp_delta, ldp_epsilon, ldp_noise_multiplier, local_epochs, \
-loss, lr, mpc_backend, mpc_backend_description, neighbours, noise_multiplier, poly_modulus_degree, quantization_step, ring_bits, \
-scale_bits, scheme, server_lr, threshold, total_weight, weighting, weights
+    ValueError: own key 'gradient' of observer 'client:0' is not declared in leakage.views.OWN_KEYS; \
+choose one of: clipped_values, data_indices, model_share, sent, update
     """
     for kind, keys, declared in (("own", own, OWN_KEYS), ("public", public, PUBLIC_KEYS)):
         for key in keys:
