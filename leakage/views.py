@@ -303,8 +303,7 @@ PUBLIC_KEYS: Mapping[PublicKey, str] = MappingProxyType[PublicKey, str](
         "noise_multiplier": "noise std over the clipping bound of central DP; under dp",
         "delta": "the delta of the reported epsilon; under dp and ddp",
         "accountant": 'the privacy accountant, "rdp" or "pld"; under dp',
-        "epsilon": "cumulative epsilon against observers of the released models after this round; under dp "
-        "and ddp",
+        "epsilon": "cumulative epsilon against observers of the released models after this round; under dp and ddp",
         "epsilon_vs_server": f"cumulative epsilon against the server, without sampling amplification; {_DDP}",
         "ldp_clip_norm": "L2 clipping bound of local DP; under ldp compositions",
         "ldp_noise_multiplier": "noise std over the clipping bound of local DP; under ldp compositions",
@@ -324,16 +323,14 @@ PUBLIC_KEYS: Mapping[PublicKey, str] = MappingProxyType[PublicKey, str](
         "ring_bits": "k of the ring Z_(2^k) the masked inputs live in; under secagg and secagg+",
         "clip_range": "each coordinate is clipped to [-clip_range, clip_range]; under secagg and secagg+",
         "quantization_step": "the fixed-point step of the encoding; under secagg and secagg+",
-        "threshold": "shares needed to rebuild a secret, the fewest clients that may remain; under secagg "
-        "and secagg+",
+        "threshold": "shares needed to rebuild a secret, the fewest clients that may remain; under secagg and secagg+",
         "neighbours": "how many peers each client masks with this round; under secagg and secagg+",
         "scheme": "the scheme's name; under he",
         "poly_modulus_degree": "CKKS ring dimension; under he",
         "coeff_mod_bit_sizes": "bit sizes of the CKKS coefficient-modulus primes; under he",
         "scale_bits": "CKKS scale 2**scale_bits; under he",
         "mpc_backend": 'the backend that ran, "ideal" or "secureml"; every observer under mpc',
-        "mpc_backend_description": "a one-line description of the backend that ran; the round record only, "
-        "under mpc",
+        "mpc_backend_description": "a one-line description of the backend that ran; the round record only, under mpc",
     }
 )
 """Every key of ``RoundView.public``: what the value is, and which observers are told it."""
