@@ -45,7 +45,7 @@ from torch.func import functional_call
 
 from attacks.base import ATTACKS, Attack, AttackResult, Knowledge, Observation
 from attacks.labels import last_layer, recover_labels
-from leakage.checks import require_int, require_positive_float
+from leakage.checks import require_choice, require_int, require_positive_float
 from leakage.errors import ConfigError, ThreatModelError
 from leakage.models import ParameterLayout
 
@@ -59,7 +59,7 @@ __all__ = [
 ]
 
 AnalyticMethod = Literal["auto", "single", "relu_rows", "class_rows"]
-_METHODS: tuple[str, ...] = get_args(AnalyticMethod)
+_METHODS: tuple[AnalyticMethod, ...] = get_args(AnalyticMethod)
 
 _CONVERGED = 1e-6  # relative residual below which the fit is exact up to float32 rounding
 _ROW_FLOOR = 1e-9  # rows whose |g_b| is below this fraction of the largest are not candidates
@@ -231,9 +231,7 @@ class AnalyticInversion(Attack):
         tolerance: float = 1e-5,
         refine_steps: int = 20,
     ) -> None:
-        if method not in _METHODS:
-            raise ConfigError(f"method must be one of {', '.join(_METHODS)}, got {method!r}")
-        self.method: AnalyticMethod = method
+        self.method: AnalyticMethod = require_choice("method", method, _METHODS)
         self.tolerance = require_positive_float("tolerance", tolerance)
         if self.tolerance >= 1:
             raise ConfigError(f"tolerance must be a relative distance in (0, 1), got {tolerance!r}")

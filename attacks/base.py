@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Literal, get_args
 import torch
 from torch import Tensor, nn
 
+from leakage.checks import require_choice, require_int, require_optional_int
 from leakage.data import Dataset
 from leakage.errors import ConfigError, ThreatModelError
 from leakage.models import ParameterLayout, flatten_parameters
@@ -99,15 +100,12 @@ class Knowledge:
         if not self.input_shape or min(self.input_shape) < 1:
             raise ConfigError(f"knowledge.input_shape must be non-empty and positive, got {self.input_shape}")
         for name in ("num_classes", "num_samples", "local_epochs"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"knowledge.{name} must be an integer >= 1, got {value!r}")
-        if self.algorithm not in ("fedsgd", "fedavg"):
-            raise ConfigError(f"knowledge.algorithm must be one of fedsgd, fedavg, got {self.algorithm!r}")
+            object.__setattr__(self, name, require_int(f"knowledge.{name}", getattr(self, name), minimum=1))
+        require_choice("knowledge.algorithm", self.algorithm, ("fedsgd", "fedavg"))
         if self.lr is not None and not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
             raise ConfigError(f"knowledge.lr must be a finite number > 0 or None, got {self.lr!r}")
-        if self.batch_size is not None and (not isinstance(self.batch_size, int) or self.batch_size < 1):
-            raise ConfigError(f"knowledge.batch_size must be an integer >= 1 or None, got {self.batch_size!r}")
+        batch_size = require_optional_int("knowledge.batch_size", self.batch_size, minimum=1)
+        object.__setattr__(self, "batch_size", batch_size)
         low, high = self.value_range
         if not low < high:
             raise ConfigError(f"knowledge.value_range must be (low, high) with low < high, got {self.value_range}")
@@ -201,8 +199,7 @@ class Observation:
     round_index: int | None = None
 
     def __post_init__(self) -> None:
-        if self.kind not in _KINDS:
-            raise ConfigError(f"observation kind must be one of {', '.join(_KINDS)}, got {self.kind!r}")
+        require_choice("observation kind", self.kind, _KINDS)
         if self.params.shape != self.value.shape or self.params.dim() != 1:
             raise ConfigError(
                 f"observation params and value must be flat vectors of one length, "

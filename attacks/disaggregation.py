@@ -49,13 +49,14 @@ from attacks.history import (
     UpdateEstimate,
     group_by_round,
 )
-from leakage.errors import ConfigError, ThreatModelError
+from leakage.checks import require_choice, require_in_interval, require_nonnegative_float, require_optional_int
+from leakage.errors import ThreatModelError
 from leakage.views import RoundView
 
 __all__ = ["Disaggregation", "DisaggregationAttack", "DriftModel", "disaggregate"]
 
 DriftModel = Literal["constant", "linear"]
-_DRIFTS: tuple[str, ...] = get_args(DriftModel)
+_DRIFTS: tuple[DriftModel, ...] = get_args(DriftModel)
 # The secure sum of integer weights is exact: a solved sample count farther than this from an
 # integer, or summed weights fitting constant counts worse than this (relative), mean that the
 # weights were not constant sample counts.
@@ -227,18 +228,10 @@ class DisaggregationAttack(HistoryAttack[UpdateEstimate]):
         ridge: float = 0.0,
         tolerance: float = 1e-6,
     ) -> None:
-        if window is not None and (isinstance(window, bool) or not isinstance(window, int) or window < 1):
-            raise ConfigError(f"window must be an integer >= 1 or None, got {window!r}")
-        if drift not in _DRIFTS:
-            raise ConfigError(f"drift must be one of {', '.join(_DRIFTS)}, got {drift!r}")
-        if isinstance(ridge, bool) or not isinstance(ridge, (int, float)) or not math.isfinite(ridge) or ridge < 0:
-            raise ConfigError(f"ridge must be a finite number >= 0, got {ridge!r}")
-        if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not 0 < tolerance < 1:
-            raise ConfigError(f"tolerance must be a number in (0, 1), got {tolerance!r}")
-        self.window = window
-        self.drift: DriftModel = drift
-        self.ridge = float(ridge)
-        self.tolerance = float(tolerance)
+        self.window = require_optional_int("window", window, minimum=1)
+        self.drift: DriftModel = require_choice("drift", drift, _DRIFTS)
+        self.ridge = require_nonnegative_float("ridge", ridge)
+        self.tolerance = require_in_interval("tolerance", tolerance, 0, 1, inclusive="neither")
 
     def _run(
         self,

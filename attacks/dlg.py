@@ -29,8 +29,7 @@ from attacks.base import ATTACKS, Attack, AttackResult, Knowledge, Observation
 from attacks.labels import recover_labels
 from attacks.lbfgs import minimize_lbfgs
 from attacks.objective import UploadFunction, make_upload_function, observed_target
-from leakage.checks import require_int, require_positive_float
-from leakage.errors import ConfigError
+from leakage.checks import require_choice, require_int, require_positive_float
 from leakage.models import ParameterLayout
 
 __all__ = ["DLGAttack", "IDLGAttack"]
@@ -75,16 +74,10 @@ class DLGAttack(Attack):
         self.restarts = require_int("restarts", restarts, minimum=1)
         self.tolerance = require_positive_float("tolerance", tolerance)
         self.history_size = require_int("history_size", history_size, minimum=1)
-        if objective not in ("layer_l2", "l2"):
-            raise ConfigError(f"objective must be one of layer_l2, l2, got {objective!r}")
-        self.objective = objective
-        if init not in ("uniform", "randn"):
-            raise ConfigError(f"init must be one of uniform, randn, got {init!r}")
-        self.init = init
+        self.objective = require_choice("objective", objective, ("layer_l2", "l2"))
+        self.init = require_choice("init", init, ("uniform", "randn"))
         self.max_evals = require_int("max_evals", max_evals, minimum=1)
-        if dtype not in ("float32", "float64"):
-            raise ConfigError(f"dtype must be one of float32, float64, got {dtype!r}")
-        self.dtype = getattr(torch, dtype)
+        self.dtype = getattr(torch, require_choice("dtype", dtype, ("float32", "float64")))
 
     def _fixed_labels(self, observation: Observation, knowledge: Knowledge, generator: torch.Generator) -> Tensor | None:
         return knowledge.labels

@@ -39,7 +39,7 @@ from attacks.objective import (
     observed_target,
     total_variation,
 )
-from leakage.checks import require_int, require_positive_float
+from leakage.checks import require_bool, require_int, require_positive_float
 from leakage.errors import ConfigError
 from leakage.models import ParameterLayout
 
@@ -79,13 +79,9 @@ class InvertingGradientsAttack(Attack):
             raise ConfigError(f"tv_weight must be a number >= 0, got {tv_weight!r}")
         self.tv_weight = float(tv_weight)
         self.restarts = require_int("restarts", restarts, minimum=1)
-        if not isinstance(batched, bool):
-            raise ConfigError(f"batched must be true or false, got {batched!r}")
-        self.batched = batched
+        self.batched = require_bool("batched", batched)
         self.tolerance = require_positive_float("tolerance", tolerance)
-        if not isinstance(signed, bool):
-            raise ConfigError(f"signed must be true or false, got {signed!r}")
-        self.signed = signed
+        self.signed = require_bool("signed", signed)
 
     def _run(
         self, observation: Observation, knowledge: Knowledge, *, generator: torch.Generator, show_progress: bool

@@ -26,9 +26,10 @@ import torch
 from torch import Tensor
 
 from attacks.base import ATTACKS, AttackBase, AttackProduct, Knowledge, Observation, ViewerRole
+from leakage.checks import require_choice
 from leakage.errors import ThreatModelError
 from leakage.models import ParameterLayout
-from leakage.simulation import make_loss
+from leakage.simulation import LOSSES, make_loss
 from leakage.views import RoundView
 
 __all__ = ["LossThresholdAttack", "MembershipAttack", "MembershipScores"]
@@ -119,9 +120,6 @@ class LossThresholdAttack(MembershipAttack):
     observer = "anyone holding a global model (the public holds the released one)"
 
     def __init__(self, *, loss: str = "cross_entropy") -> None:
-        from leakage.checks import require_choice
-        from leakage.simulation import LOSSES
-
         self.loss = require_choice("loss", loss, LOSSES)
 
     @classmethod

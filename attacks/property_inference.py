@@ -45,7 +45,7 @@ from attacks.base import ATTACKS, Knowledge, Observation
 from attacks.history import HistoryAttack, group_by_round
 from attacks.round_difference import RoundDifferenceAttack
 from attacks.shadow_training import shadow_updates
-from leakage.checks import require_int
+from leakage.checks import require_bool, require_choice, require_int
 from leakage.data import Dataset
 from leakage.errors import ConfigError, ThreatModelError
 from leakage.models import ParameterLayout
@@ -67,9 +67,9 @@ __all__ = [
 PropertyClassifier = Literal["logistic", "random_forest"]
 OthersPopulation = Literal["any", "without_property"]
 ScoreCombination = Literal["mean", "log_odds"]
-COMBINE_RULES: tuple[str, ...] = get_args(ScoreCombination)
-_CLASSIFIERS: tuple[str, ...] = get_args(PropertyClassifier)
-_POPULATIONS: tuple[str, ...] = get_args(OthersPopulation)
+COMBINE_RULES: tuple[ScoreCombination, ...] = get_args(ScoreCombination)
+_CLASSIFIERS: tuple[PropertyClassifier, ...] = get_args(PropertyClassifier)
+_POPULATIONS: tuple[OthersPopulation, ...] = get_args(OthersPopulation)
 _FOREST_TREES = 100
 # Inverse L2 strength on standardised features: strong, as updates have more
 # coordinates than there are simulated examples.
@@ -135,8 +135,7 @@ def combine_round_scores(scores: Sequence[float], rule: ScoreCombination = "mean
     >>> round(combine_round_scores([0.6, 0.8], "log_odds"), 3)
     0.857
     """
-    if rule not in COMBINE_RULES:
-        raise ConfigError(f"combine must be one of {', '.join(COMBINE_RULES)}, got {rule!r}")
+    require_choice("combine", rule, COMBINE_RULES)
     if not scores:
         raise ConfigError("combine_round_scores needs at least one score")
     values = np.asarray(scores, dtype=np.float64)
@@ -228,22 +227,14 @@ class PropertyInferenceAttack(HistoryAttack[PropertyInferenceResult]):
             raise ConfigError(f"property must be a property name or None, got {property!r}")
         if client is not None:
             client = require_int("client", client, minimum=0)
-        if classifier not in _CLASSIFIERS:
-            raise ConfigError(f"classifier must be one of {', '.join(_CLASSIFIERS)}, got {classifier!r}")
-        if others not in _POPULATIONS:
-            raise ConfigError(f"others must be one of {', '.join(_POPULATIONS)}, got {others!r}")
-        if combine not in COMBINE_RULES:
-            raise ConfigError(f"combine must be one of {', '.join(COMBINE_RULES)}, got {combine!r}")
-        if not isinstance(normalise, bool):
-            raise ConfigError(f"normalise must be True or False, got {normalise!r}")
         self.property = property
         self.client = client
         self.batches_per_class = require_int("batches_per_class", batches_per_class, minimum=2)
-        self.classifier: PropertyClassifier = classifier
-        self.others: OthersPopulation = others
+        self.classifier: PropertyClassifier = require_choice("classifier", classifier, _CLASSIFIERS)
+        self.others: OthersPopulation = require_choice("others", others, _POPULATIONS)
         self.rounds = _check_rounds(rounds)
-        self.combine: ScoreCombination = combine
-        self.normalise = normalise
+        self.combine: ScoreCombination = require_choice("combine", combine, COMBINE_RULES)
+        self.normalise = require_bool("normalise", normalise)
 
     def _run(
         self,

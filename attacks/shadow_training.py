@@ -17,7 +17,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from leakage.checks import require_int, require_positive_float
+from leakage.checks import require_choice, require_int, require_positive_float
 from leakage.data import Dataset
 from leakage.errors import ConfigError
 from leakage.models import ParameterLayout
@@ -108,8 +108,7 @@ def shadow_updates(
     samples_per_client = require_int("samples_per_client", samples_per_client, minimum=1)
     local_epochs = require_int("local_epochs", local_epochs, minimum=1)
     lr = require_positive_float("lr", lr)
-    if algorithm not in ("fedsgd", "fedavg"):
-        raise ConfigError(f"algorithm must be one of fedsgd, fedavg, got {algorithm!r}")
+    require_choice("algorithm", algorithm, ("fedsgd", "fedavg"))
     if batch_size is not None:
         batch_size = require_int("batch_size", batch_size, minimum=1)
     layout = ParameterLayout.of(model)
