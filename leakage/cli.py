@@ -227,8 +227,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "attacks":
             for name in ATTACKS.names():
                 attack = ATTACKS.get(name)
-                implicit = "; implicit in scoring" if attack.is_implicit else ""
-                print(f"{name}  (runs as {attack.observer}; produces {attack.produces}{implicit})")
+                implicit = ", implicit in scoring" if attack.is_implicit else ""
+                print(f"{name}  (runs as {attack.observer})  produces {attack.produces}{implicit}")
         elif args.registry is None:
             print("\n".join([f"{name}  (protocol)" for name in SCHEMES.names()]))
             print("\n".join([f"{name}  (client mechanism: runs before a protocol)" for name in MECHANISMS.names()]))

@@ -74,7 +74,7 @@ def test_bad_knowledge_names_the_field(digits, facts: dict, message: str) -> Non
 
 def test_unknown_attacks_and_options_are_rejected() -> None:
     choices = ", ".join(ATTACKS.names())
-    assert choices.startswith("analytic, ") and "inverting_gradients" in choices
+    assert choices.startswith("aggregate, analytic, ") and "inverting_gradients" in choices
     with pytest.raises(UnknownNameError, match=f"unknown attack 'dlg2'; choose one of: {choices}$"):
         create_attack("dlg2")
     with pytest.raises(ConfigError, match="unknown option 'steps' for attack 'dlg'"):

@@ -9,7 +9,7 @@ def test_bytes_messages_survive_safe_loading(tiny_digits, tmp_path) -> None:
     record = transcript.rounds[0]
     ciphertext = bytes(range(256)) * 3
     view = RoundView(round_index=0, observer="server", params_before=None, params_after=None,
-                     received={"aggregate:ciphertext": ciphertext, "mask": torch.arange(3)})
+                     received={"aggregate": ciphertext, "masked:client:0": torch.arange(3)})
     patched = Transcript(
         settings=transcript.settings,
         layout=transcript.layout,
@@ -22,8 +22,8 @@ def test_bytes_messages_survive_safe_loading(tiny_digits, tmp_path) -> None:
     loaded = Transcript.load(tmp_path / "t.pt")
 
     received = loaded.rounds[0].views["server"].received
-    assert received["aggregate:ciphertext"] == ciphertext
-    assert torch.equal(received["mask"], torch.arange(3))
+    assert received["aggregate"] == ciphertext
+    assert torch.equal(received["masked:client:0"], torch.arange(3))
 
 
 def test_shared_tensors_are_stored_once(tiny_digits, tmp_path) -> None:
