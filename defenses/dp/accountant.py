@@ -40,7 +40,6 @@ norm bound ``C`` but its replace-one formulas take std over the L2 sensitivity
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import asdict, dataclass
 from typing import Literal, get_args
 
@@ -48,7 +47,7 @@ import dp_accounting
 from dp_accounting import pld, rdp
 
 from leakage.aggregation import ClientSampling, Deployment
-from leakage.checks import require_int, require_positive_float
+from leakage.checks import require_choice, require_in_interval, require_int, require_positive_float
 from leakage.errors import ConfigError
 
 __all__ = [
@@ -66,7 +65,7 @@ __all__ = [
 ]
 
 AccountingMethod = Literal["rdp", "pld"]
-ACCOUNTING_METHODS: tuple[str, ...] = get_args(AccountingMethod)
+ACCOUNTING_METHODS: tuple[AccountingMethod, ...] = get_args(AccountingMethod)
 NeighboringRelation = Literal["add_or_remove_one", "replace_one"]
 _CLIENT_SAMPLINGS: tuple[str, ...] = get_args(ClientSampling)
 
@@ -105,13 +104,7 @@ def require_delta(value: object) -> float:
     >>> require_delta(1e-5)
     1e-05
     """
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not 0.0 < float(value) < 1.0
-    ):
-        raise ConfigError(f"delta must be a number in the open interval (0, 1), got {value!r}")
-    return float(value)
+    return require_in_interval("delta", value, 0, 1, inclusive="neither")
 
 
 def require_method(value: object, *, name: str = "accountant") -> AccountingMethod:
@@ -120,11 +113,7 @@ def require_method(value: object, *, name: str = "accountant") -> AccountingMeth
     >>> require_method("pld")
     'pld'
     """
-    if value == "rdp":
-        return "rdp"
-    if value == "pld":
-        return "pld"
-    raise ConfigError(f"{name} must be one of {', '.join(ACCOUNTING_METHODS)}, got {value!r}")
+    return require_choice(name, value, ACCOUNTING_METHODS)
 
 
 def require_accountable(method: AccountingMethod, deployment: Deployment) -> None:
@@ -187,10 +176,7 @@ def privacy_spent(
     steps = require_int("steps", steps, minimum=0)
     delta = require_delta(delta)
     method = require_method(method, name="method")
-    if client_sampling not in _CLIENT_SAMPLINGS:
-        raise ConfigError(
-            f"client_sampling must be one of {', '.join(_CLIENT_SAMPLINGS)}, got {client_sampling!r}"
-        )
+    require_choice("client_sampling", client_sampling, _CLIENT_SAMPLINGS)
     rate = _sampling_rate(client_sampling, sampling_rate, population, sample_size)
     if rate == 1.0:
         event: dp_accounting.DpEvent = dp_accounting.GaussianDpEvent(noise_multiplier)
@@ -316,13 +302,7 @@ def _sampling_rate(
                 "fixed-size client sampling needs population and sample_size (integers), "
                 "not sampling_rate"
             )
-        if (
-            isinstance(sampling_rate, bool)
-            or not isinstance(sampling_rate, numbers.Real)
-            or not 0.0 < float(sampling_rate) <= 1.0
-        ):
-            raise ConfigError(f"sampling_rate must be a number in (0, 1], got {sampling_rate!r}")
-        return float(sampling_rate)
+        return require_in_interval("sampling_rate", sampling_rate, 0, 1, inclusive="right")
     if population is None or sample_size is None:
         raise ConfigError("give sampling_rate, or both population and sample_size")
     population = require_int("population", population, minimum=1)

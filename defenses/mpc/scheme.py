@@ -30,6 +30,7 @@ from leakage.aggregation import (
     RoundContext,
     RoundOutcome,
 )
+from leakage.checks import require_choice
 from leakage.errors import ConfigError
 from leakage.views import (
     EAVESDROPPER,
@@ -106,10 +107,7 @@ class MPCTraining(AggregationScheme):
     name = "mpc"
 
     def __init__(self, *, backend: str = "auto", **options: Any) -> None:
-        choices = ["auto", *MPC_BACKENDS.names()]
-        if backend not in choices:
-            raise ConfigError(f"mpc backend must be one of {', '.join(choices)}, got {backend!r}")
-        self.requested_backend = backend
+        self.requested_backend = require_choice("mpc backend", backend, ["auto", *MPC_BACKENDS.names()])
         self.options = dict(options)
         if backend != "auto":
             self.backend: MPCBackend = MPC_BACKENDS.create(backend, **options)

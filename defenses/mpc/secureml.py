@@ -43,6 +43,7 @@ from defenses.mpc.protocol import (
     ring_subtract,
 )
 from leakage.aggregation import Deployment, RoundContext
+from leakage.checks import require_choice, require_int
 from leakage.errors import ConfigError
 
 __all__ = ["SecureMLBackend"]
@@ -94,18 +95,10 @@ class SecureMLBackend(MPCBackend):
         fractional_bits: int = 16,
         randomness: str = "seeded",
     ) -> None:
-        if parties not in SUPPORTED_PARTIES:
-            raise ConfigError(f"mpc parties must be one of {', '.join(map(str, SUPPORTED_PARTIES))}, got {parties!r}")
-        if sigmoid not in ("piecewise", "cubic"):
-            raise ConfigError(f"mpc sigmoid must be one of piecewise, cubic, got {sigmoid!r}")
-        if isinstance(fractional_bits, bool) or not isinstance(fractional_bits, int) or not 8 <= fractional_bits <= 24:
-            raise ConfigError(f"mpc fractional_bits must be an integer in [8, 24], got {fractional_bits!r}")
-        if randomness not in ("seeded", "fresh"):
-            raise ConfigError(f"mpc randomness must be one of seeded, fresh, got {randomness!r}")
-        self.parties = parties
-        self.sigmoid: Any = sigmoid
-        self.fractional_bits = fractional_bits
-        self.randomness = randomness
+        self.parties = require_choice("mpc parties", parties, SUPPORTED_PARTIES)
+        self.sigmoid: Any = require_choice("mpc sigmoid", sigmoid, ("piecewise", "cubic"))
+        self.fractional_bits = require_int("mpc fractional_bits", fractional_bits, minimum=8, maximum=24)
+        self.randomness = require_choice("mpc randomness", randomness, ("seeded", "fresh"))
         self._features = 0
         self._session: SecureLogisticSession | None = None
         self._model: list[RingArray] = []

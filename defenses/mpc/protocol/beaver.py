@@ -40,7 +40,7 @@ from defenses.mpc.protocol.ring import (
     ring_sum,
     ring_to_signed,
 )
-from defenses.mpc.protocol.sharing import SUPPORTED_PARTIES, share
+from defenses.mpc.protocol.sharing import _check_party_count, share
 
 __all__ = [
     "MpcParty",
@@ -102,8 +102,7 @@ class TrustedDealer:
     """
 
     def __init__(self, *, num_parties: int, prg: AesCtrPrg) -> None:
-        if num_parties not in SUPPORTED_PARTIES:
-            raise ValueError(f"num_parties must be one of {SUPPORTED_PARTIES}, got {num_parties}")
+        _check_party_count("num_parties", num_parties)
         self.num_parties = num_parties
         self._prg = prg
 

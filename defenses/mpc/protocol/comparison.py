@@ -61,7 +61,7 @@ from defenses.mpc.protocol.ring import (
     ring_multiply,
     ring_subtract,
 )
-from defenses.mpc.protocol.sharing import SUPPORTED_PARTIES, share
+from defenses.mpc.protocol.sharing import _check_party_count, share
 
 __all__ = [
     "CIRCUIT_LAYERS",
@@ -222,8 +222,7 @@ class ComparisonDealer:
     """
 
     def __init__(self, *, num_parties: int, prg: AesCtrPrg) -> None:
-        if num_parties not in SUPPORTED_PARTIES:
-            raise ValueError(f"num_parties must be one of {SUPPORTED_PARTIES}, got {num_parties}")
+        _check_party_count("num_parties", num_parties)
         self.num_parties = num_parties
         self._prg = prg
 

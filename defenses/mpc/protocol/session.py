@@ -38,7 +38,7 @@ from defenses.mpc.protocol.comparison import ComparisonDealer, SelectPreprocessi
 from defenses.mpc.protocol.fixed_point import decode_fixed, encode_fixed
 from defenses.mpc.protocol.prg import AesCtrPrg
 from defenses.mpc.protocol.ring import RingArray, ring_add, ring_multiply, ring_subtract
-from defenses.mpc.protocol.sharing import SUPPORTED_PARTIES, reconstruct, share
+from defenses.mpc.protocol.sharing import _check_party_count, reconstruct, share
 from defenses.mpc.protocol.sigmoid import secure_cubic_sigmoid, secure_piecewise_sigmoid
 from defenses.mpc.protocol.truncation import secure_truncate
 
@@ -132,8 +132,7 @@ class SecureLogisticSession:
         randomness: bytes | None = None,
         channel: Channel | None = None,
     ) -> None:
-        if num_parties not in SUPPORTED_PARTIES:
-            raise ValueError(f"num_parties must be one of {SUPPORTED_PARTIES}, got {num_parties}")
+        _check_party_count("num_parties", num_parties)
         if not (0 < fractional_bits and fractional_bits + extra_bits <= 62 and extra_bits >= 0):
             raise ValueError(
                 f"need 0 < fractional_bits, extra_bits >= 0 and fractional_bits + extra_bits <= 62, "

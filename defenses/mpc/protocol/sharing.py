@@ -20,6 +20,16 @@ __all__ = ["SUPPORTED_PARTIES", "reconstruct", "share"]
 SUPPORTED_PARTIES: tuple[int, ...] = (2, 3)
 
 
+def _check_party_count(name: str, value: int) -> None:
+    """Raise ValueError naming ``name`` unless ``value`` is a supported number of parties.
+
+    The protocol package depends on numpy alone, so it keeps this one check instead of
+    using ``leakage.checks``; the configured entry point (``mpc parties``) uses that.
+    """
+    if value not in SUPPORTED_PARTIES:
+        raise ValueError(f"{name} must be one of {', '.join(map(str, SUPPORTED_PARTIES))}, got {value!r}")
+
+
 def share(secret: RingArray, parties: int, prg: AesCtrPrg) -> list[RingArray]:
     """Return ``parties`` additive shares of ``secret`` that sum to it modulo ``2^64``.
 
@@ -35,8 +45,7 @@ def share(secret: RingArray, parties: int, prg: AesCtrPrg) -> list[RingArray]:
     >>> reconstruct(share(x, 3, AesCtrPrg(seed=bytes(32)))).tolist() == x.tolist()
     True
     """
-    if parties not in SUPPORTED_PARTIES:
-        raise ValueError(f"parties must be one of {SUPPORTED_PARTIES}, got {parties}")
+    _check_party_count("parties", parties)
     if secret.dtype != np.uint64:
         raise ValueError(f"secret must be a uint64 ring array, got dtype {secret.dtype}")
     masks = [prg.random_ring(secret.shape) for _ in range(parties - 1)]
