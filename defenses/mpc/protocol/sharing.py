@@ -23,8 +23,9 @@ SUPPORTED_PARTIES: tuple[int, ...] = (2, 3)
 def _check_party_count(name: str, value: int) -> None:
     """Raise ValueError naming ``name`` unless ``value`` is a supported number of parties.
 
-    The protocol package depends on numpy alone, so it keeps this one check instead of
-    using ``leakage.checks``; the configured entry point (``mpc parties``) uses that.
+    The protocol package imports only numpy and ``cryptography``, never the framework, so
+    it keeps this one check instead of using ``leakage.checks``; the configured entry
+    point (the ``mpc parties`` option) uses that.
     """
     if value not in SUPPORTED_PARTIES:
         raise ValueError(f"{name} must be one of {', '.join(map(str, SUPPORTED_PARTIES))}, got {value!r}")
