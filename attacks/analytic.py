@@ -119,7 +119,7 @@ def first_layer(model: nn.Module, input_shape: tuple[int, ...]) -> FirstLayer:
     offsets: dict[str, slice] = {}
     start = 0
     layout = ParameterLayout.of(model)
-    for param, size in zip(layout.names, layout.sizes):
+    for param, size in zip(layout.names, layout.sizes, strict=True):
         offsets[param], start = slice(start, start + size), start + size
     prefix = f"{name}." if name else ""
     later = leaves[position + 1 :]
@@ -507,7 +507,10 @@ class _Consistency:
         return chosen, residual
 
     def swaps(self, chosen: Tensor, allowed: Tensor) -> tuple[Tensor, Tensor]:
-        """Return ``(subsets [M, B], inconsistent [M])``: each replaces one member of ``chosen`` by an ``allowed`` group."""
+        """Return ``(subsets [M, B], inconsistent [M])``.
+
+        Each subset is ``chosen`` with one member replaced by an ``allowed`` group.
+        """
         outside = allowed.clone()
         outside[chosen] = False
         others = torch.nonzero(outside).flatten()
@@ -563,7 +566,8 @@ def _aligned_labels(samples: Tensor, observation: Observation, knowledge: Knowle
     """
     location = last_layer(knowledge.model, knowledge.num_classes)
     model = copy.deepcopy(knowledge.model)
-    classifier = [m for m in model.modules() if isinstance(m, nn.Linear) and m.out_features == knowledge.num_classes][-1]
+    heads = [m for m in model.modules() if isinstance(m, nn.Linear) and m.out_features == knowledge.num_classes]
+    classifier = heads[-1]
     captured: list[Tensor] = []
     hook = classifier.register_forward_hook(lambda _m, inputs, _out: captured.append(inputs[0]))
     params = ParameterLayout.of(model).unflatten(observation.params.detach().double())

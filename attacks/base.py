@@ -224,7 +224,9 @@ class Observation:
             owner = parse_client_observer(view.observer)
         else:
             if client is None:
-                senders = sorted(k for k, v in view.received.items() if k.startswith("update:") and isinstance(v, Tensor))
+                senders = sorted(
+                    k for k, v in view.received.items() if k.startswith("update:") and isinstance(v, Tensor)
+                )
                 if len(senders) != 1:
                     raise ThreatModelError(
                         f"observer {view.observer!r} received {len(senders)} plaintext updates; name the target client"

@@ -79,7 +79,9 @@ class DLGAttack(Attack):
         self.max_evals = require_int("max_evals", max_evals, minimum=1)
         self.dtype = getattr(torch, require_choice("dtype", dtype, ("float32", "float64")))
 
-    def _fixed_labels(self, observation: Observation, knowledge: Knowledge, generator: torch.Generator) -> Tensor | None:
+    def _fixed_labels(
+        self, observation: Observation, knowledge: Knowledge, generator: torch.Generator
+    ) -> Tensor | None:
         return knowledge.labels
 
     def _run(
@@ -109,8 +111,11 @@ class DLGAttack(Attack):
                 start = low + torch.rand(shape, generator=generator, dtype=dtype).to(device) * (high - low)
             else:
                 start = torch.randn(shape, generator=generator, dtype=dtype).to(device)
-            logits = torch.randn((knowledge.num_samples, knowledge.num_classes), generator=generator, dtype=dtype).to(device)
-            value, inputs, labels, spent = self._search(start, logits, fixed, upload, params, observed, weights, progress)
+            logits_shape = (knowledge.num_samples, knowledge.num_classes)
+            logits = torch.randn(logits_shape, generator=generator, dtype=dtype).to(device)
+            value, inputs, labels, spent = self._search(
+                start, logits, fixed, upload, params, observed, weights, progress
+            )
             evals += spent
             finals.append(value)
             if best is None or (math.isfinite(value) and value < best[0]):
@@ -203,7 +208,8 @@ def _objective_weights(observed: Tensor, sizes: Sequence[int], *, per_layer: boo
         return torch.full_like(observed, 1.0 / total)
     pieces = torch.split(observed, list(sizes))
     norms = [float(piece.pow(2).sum()) or total for piece in pieces]
-    return torch.cat([torch.full_like(piece, 1.0 / (norm * len(pieces))) for piece, norm in zip(pieces, norms)])
+    weights = [torch.full_like(piece, 1.0 / (norm * len(pieces))) for piece, norm in zip(pieces, norms, strict=True)]
+    return torch.cat(weights)
 
 
 @ATTACKS.register("idlg")
@@ -217,7 +223,9 @@ class IDLGAttack(DLGAttack):
 
     name = "idlg"
 
-    def _fixed_labels(self, observation: Observation, knowledge: Knowledge, generator: torch.Generator) -> Tensor | None:
+    def _fixed_labels(
+        self, observation: Observation, knowledge: Knowledge, generator: torch.Generator
+    ) -> Tensor | None:
         if knowledge.labels is not None:
             return knowledge.labels
         return recover_labels(observation, knowledge, generator=generator)

@@ -91,7 +91,9 @@ class InvertingGradientsAttack(Attack):
         search = replace(knowledge, model=model)
         params = {k: v.detach() for k, v in ParameterLayout.of(model).unflatten(observation.params).items()}
         observed = observed_target(observation, knowledge).detach()
-        labels = knowledge.labels if knowledge.labels is not None else recover_labels(observation, knowledge, generator=generator)
+        labels = knowledge.labels
+        if labels is None:
+            labels = recover_labels(observation, knowledge, generator=generator)
         labels = labels.to(observed.device)
         upload = make_upload_function(search)
         low, high = knowledge.bounds(observed)

@@ -247,7 +247,8 @@ class PropertyInferenceAttack(HistoryAttack[PropertyInferenceResult]):
         auxiliary, flags, property_name = self._auxiliary(knowledge)
         assert knowledge is not None  # checked by _auxiliary
         assumptions: set[str] = {
-            f"auxiliary data labelled with property {property_name!r}, disjoint from the clients' (knowledge.auxiliary)",
+            f"auxiliary data labelled with property {property_name!r}, "
+            "disjoint from the clients' (knowledge.auxiliary)",
             "the declared architecture (knowledge.model)",
         }
         observer, observed = self._observe(history, knowledge, assumptions)
@@ -333,7 +334,9 @@ class PropertyInferenceAttack(HistoryAttack[PropertyInferenceResult]):
             name = self.property
         flags = auxiliary.properties[name].to(torch.bool).reshape(-1)
         if flags.numel() != len(auxiliary):
-            raise ConfigError(f"auxiliary property {name!r} flags {flags.numel()} samples, the data has {len(auxiliary)}")
+            raise ConfigError(
+                f"auxiliary property {name!r} flags {flags.numel()} samples, the data has {len(auxiliary)}"
+            )
         return auxiliary, flags, name
 
     def _check_pools(self, samples: int, with_property: Tensor, without_property: Tensor, population: Tensor) -> None:
@@ -407,7 +410,9 @@ class PropertyInferenceAttack(HistoryAttack[PropertyInferenceResult]):
             if self.client is None or item.clients is None or self.client in item.clients
         ]
         if not found:
-            raise ThreatModelError(f"{estimate.observer} saw no round whose round difference includes client {self.client}")
+            raise ThreatModelError(
+                f"{estimate.observer} saw no round whose round difference includes client {self.client}"
+            )
         return estimate.observer, found
 
     def _select_rounds(self, observer: str, observed: list[_Observed]) -> list[_Observed]:
