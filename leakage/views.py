@@ -25,6 +25,7 @@ from typing import Any, Literal, get_args
 import torch
 from torch import Tensor
 
+from leakage.checks import require_choice
 from leakage.errors import ThreatModelError
 
 __all__ = [
@@ -110,7 +111,7 @@ OWN_KEYS: Mapping[OwnKey, str] = MappingProxyType[OwnKey, str](
 SenderKind = Literal["update", "ciphertext", "keys", "masked", "unmask"]
 """Messages filed per sender, as ``"<kind>:client:<id>"`` (see :func:`sender_key`)."""
 ReceivedKind = Literal["aggregate", "public_context", "share", SenderKind]
-_SENDER_KINDS: tuple[str, ...] = get_args(SenderKind)
+_SENDER_KINDS: tuple[SenderKind, ...] = get_args(SenderKind)
 _SINGLE_KINDS: tuple[str, ...] = ("aggregate", "public_context")
 
 RECEIVED_KEYS: Mapping[str, str] = MappingProxyType(
@@ -163,8 +164,7 @@ def sender_key(kind: SenderKind, client_id: int) -> str:
     >>> sender_key("masked", 3)
     'masked:client:3'
     """
-    if kind not in _SENDER_KINDS:
-        raise ValueError(f"kind must be one of {', '.join(_SENDER_KINDS)}, got {kind!r}")
+    require_choice("kind", kind, _SENDER_KINDS)
     return f"{kind}:{client_observer(client_id)}"
 
 
@@ -329,7 +329,7 @@ PUBLIC_KEYS: Mapping[PublicKey, str] = MappingProxyType[PublicKey, str](
         "poly_modulus_degree": "CKKS ring dimension; under he",
         "coeff_mod_bit_sizes": "bit sizes of the CKKS coefficient-modulus primes; under he",
         "scale_bits": "CKKS scale 2**scale_bits; under he",
-        "mpc_backend": 'the backend that ran, "ideal" or "secureml"; every observer under mpc',
+        "mpc_backend": "the backend that ran, a key of defenses.mpc.MPC_BACKENDS; every observer under mpc",
         "mpc_backend_description": "a one-line description of the backend that ran; the round record only, under mpc",
     }
 )

@@ -14,8 +14,6 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from torch import Tensor
-
 from defenses.mpc.backends import (
     MPC_BACKENDS,
     IdealFunctionality,
@@ -29,18 +27,11 @@ from leakage.aggregation import (
     Deployment,
     RoundContext,
     RoundOutcome,
+    observer_views,
 )
 from leakage.checks import require_choice
 from leakage.errors import ConfigError
-from leakage.views import (
-    EAVESDROPPER,
-    PUBLIC,
-    SERVER,
-    PublicValue,
-    RoundView,
-    client_observer,
-    released_model_view,
-)
+from leakage.views import PublicValue
 
 __all__ = ["MPCTraining"]
 
@@ -150,25 +141,12 @@ class MPCTraining(AggregationScheme):
 
     def run_round(self, context: RoundContext) -> RoundOutcome:
         params_after = self.backend.aggregate(context)
-        released = params_after if context.is_final_round else None
-        public = dict(context.public)
-
-        def view(observer: str, own: dict[str, Tensor] | None = None) -> RoundView:
-            return RoundView(
-                round_index=context.round_index,
-                observer=observer,
-                params_before=None,
-                params_after=released,
-                own=own or {},
-                public=public,
-            )
-
-        views = {SERVER: view(SERVER, self.backend.party_state()), EAVESDROPPER: view(EAVESDROPPER)}
-        for client_id in context.client_ids:
-            observer = client_observer(client_id)
-            views[observer] = view(observer, {"data_indices": context.client_data[client_id]})
-        if context.is_final_round:
-            views[PUBLIC] = released_model_view(context.round_index, params_after)
+        # Nothing is opened but the released model: no observer sees an intermediate
+        # model, anyone's update or who took part; the server keeps its party's state.
+        views = observer_views(
+            context, params_after, participants=(), public=context.public,
+            server_own=self.backend.party_state(), models="final",
+        )
         return RoundOutcome(
             params_after=params_after,
             survivors=tuple(sorted(context.arriving)),

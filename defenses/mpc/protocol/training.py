@@ -53,6 +53,7 @@ from defenses.mpc.protocol.session import (
 )
 from defenses.mpc.protocol.sharing import SUPPORTED_PARTIES
 from defenses.mpc.protocol.sigmoid import cubic_sigmoid, piecewise_sigmoid
+from leakage.simulation import batch_schedule
 
 __all__ = [
     "LogisticModel",
@@ -143,6 +144,9 @@ def _check_inputs(
 def minibatch_schedule(num_rows: int, *, epochs: int, batch_size: int, seed: int) -> list[NDArray[np.int64]]:
     """Return the public batch order: per epoch a ``seed``-driven permutation cut into batches.
 
+    The cut is the toolkit's one batch rule (:func:`leakage.simulation.batch_schedule`),
+    the same the simulator and the attacks use.
+
     >>> [b.tolist() for b in minibatch_schedule(3, epochs=1, batch_size=2, seed=0)]
     [[2, 0], [1]]
     """
@@ -150,7 +154,7 @@ def minibatch_schedule(num_rows: int, *, epochs: int, batch_size: int, seed: int
     batches: list[NDArray[np.int64]] = []
     for _ in range(epochs):
         order = rng.permutation(num_rows).astype(np.int64)
-        batches.extend(order[start : start + batch_size] for start in range(0, num_rows, batch_size))
+        batches.extend(order[step] for step in batch_schedule(num_rows, batch_size=batch_size))
     return batches
 
 
