@@ -35,7 +35,14 @@ from leakage.quantify.report import (
     sweep_curves,
 )
 from leakage.quantify.scoring import ScoreRow, score_transcript
-from leakage.quantify.spec import AuditSpec, DeploymentSize, DeploymentSpec, load_spec
+from leakage.quantify.spec import (
+    AuditSpec,
+    DeploymentSize,
+    DeploymentSpec,
+    import_plugins,
+    load_spec,
+    plugin_roots,
+)
 from leakage.simulation import SimulationSettings, Simulator
 from leakage.summary import accuracy
 
@@ -60,6 +67,7 @@ class Job:
     scheme: str
     seed: int
     sweep: str | None = None
+    plugin_roots: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
@@ -80,14 +88,15 @@ def quick_spec(spec: DeploymentSpec) -> DeploymentSpec:
 
 def plan_jobs(spec: DeploymentSpec) -> list[Job]:
     """Return every job of ``spec``: scoring runs, then sweep points, then audits."""
+    roots = plugin_roots(spec.plugins)
     jobs = [
-        Job("score", spec, deployment, scheme, seed)
+        Job("score", spec, deployment, scheme, seed, plugin_roots=roots)
         for seed in spec.seeds
         for deployment in spec.deployments
         for scheme in spec.schemes
     ]
     jobs += [
-        Job("score", spec, deployment, sweep.scheme, seed, sweep.name)
+        Job("score", spec, deployment, sweep.scheme, seed, sweep.name, roots)
         for seed in spec.seeds
         for sweep in spec.sweeps
         for deployment in sweep.deployments()
@@ -95,7 +104,10 @@ def plan_jobs(spec: DeploymentSpec) -> list[Job]:
     audit = spec.audit
     if audit is not None:
         audited = [d for d in spec.deployments if audit.deployments is None or d.name in audit.deployments]
-        jobs += [Job("audit", spec, d, scheme, seed) for seed in spec.seeds for d in audited for scheme in spec.schemes]
+        jobs += [
+            Job("audit", spec, d, scheme, seed, plugin_roots=roots)
+            for seed in spec.seeds for d in audited for scheme in spec.schemes
+        ]
     return jobs
 
 
@@ -130,6 +142,7 @@ def run_job(job: Job) -> dict[str, Any]:
 
 def _run_job(job: Job) -> dict[str, Any]:
     spec, task = job.spec, job.spec.task
+    import_plugins(spec.plugins, job.plugin_roots)  # a fresh worker knows only what the package registers
     dataset, test = split_test_data(
         load_dataset(task.dataset, **task.dataset_options), task.test_fraction, job.seed
     )

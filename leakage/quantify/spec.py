@@ -10,6 +10,7 @@ field (``spec.deployments[1].n_clients``) and what it accepts.
 
 from __future__ import annotations
 
+import importlib
 import os
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -33,7 +34,9 @@ __all__ = [
     "SweepSpec",
     "TaskSpec",
     "default_spec_path",
+    "import_plugins",
     "load_spec",
+    "plugin_roots",
     "parse_spec",
 ]
 
@@ -131,6 +134,9 @@ class DeploymentSpec:
         audit: the privacy audit, or ``None`` to skip it.
         seeds: one full run per seed.
         sweeps: schemes scored over a range of deployment sizes.
+        plugins: modules imported before anything is looked up, here and in every
+            worker, so the attacks, schemes, datasets and models they register can be
+            named in the spec (``plugins = ["my_lab.attacks"]``, importable from ``sys.path``).
     """
 
     name: str = "deployment"
@@ -144,6 +150,7 @@ class DeploymentSpec:
     audit: AuditSpec | None = field(default_factory=AuditSpec)
     seeds: tuple[int, ...] = (0,)
     sweeps: tuple[SweepSpec, ...] = ()
+    plugins: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (lists, dicts) for ``report.json``."""
@@ -194,8 +201,9 @@ def parse_spec(data: Mapping[str, Any]) -> DeploymentSpec:
     if not isinstance(data, Mapping):
         raise ConfigError(f"spec must be a table, got {type(data).__name__}")
     _check_keys("spec", data, ("name", "task", "deployments", "schemes", "scheme_options", "observers", "target",
-                               "attacks", "audit", "seeds", "sweeps"))
+                               "attacks", "audit", "seeds", "sweeps", "plugins"))
     defaults = DeploymentSpec()
+    plugins = _plugins(data.get("plugins", []))
     name = _string("spec.name", data.get("name", defaults.name))
     task = _task(data.get("task", {}))
     deployments = _deployments(data.get("deployments", [asdict(d) for d in defaults.deployments]))
@@ -218,7 +226,7 @@ def parse_spec(data: Mapping[str, Any]) -> DeploymentSpec:
     if len(set(seeds)) != len(seeds):
         raise ConfigError(f"spec.seeds must not repeat a seed, got {list(seeds)}")
     return DeploymentSpec(
-        name, task, deployments, schemes, scheme_options, observers, target, attacks, audit, seeds, sweeps
+        name, task, deployments, schemes, scheme_options, observers, target, attacks, audit, seeds, sweeps, plugins
     )
 
 
@@ -297,6 +305,57 @@ def _schemes(value: object, *, where: str = "spec.schemes", add_mpc: bool = True
     if len(set(schemes)) != len(schemes):
         raise ConfigError(f"{where} must not repeat a scheme, got {schemes}")
     return tuple(schemes) if "mpc" in schemes or not add_mpc else (*schemes, "mpc")
+
+
+def import_plugins(plugins: Sequence[str], roots: Sequence[str] = ()) -> None:
+    """Import each plugin module (registering what it defines); Python caches repeated imports.
+
+    ``roots`` (see :func:`plugin_roots`) are put on ``sys.path`` first where missing.
+
+    Raises:
+        ConfigError: a module cannot be imported (the message names it and why).
+    """
+    import sys
+
+    for root in roots:
+        if root not in sys.path:
+            sys.path.insert(0, root)
+    for index, module in enumerate(plugins):
+        try:
+            importlib.import_module(module)
+        except Exception as error:  # any failure to import is the spec's fault, said in one line
+            raise ConfigError(
+                f"spec.plugins[{index}]: cannot import {module!r}: {type(error).__name__}: {error}"
+            ) from None
+
+
+def plugin_roots(plugins: Sequence[str]) -> tuple[str, ...]:
+    """The ``sys.path`` folders the (imported) plugin modules were found under.
+
+    A worker started before the caller extended ``sys.path`` can then find them too.
+
+    >>> plugin_roots(["leakage.quantify.spec"]) == (str(Path(__file__).parents[2]),)
+    True
+    """
+    import sys
+
+    roots = []
+    for name in plugins:
+        origin = getattr(sys.modules.get(name), "__file__", None)
+        if origin is None:
+            continue
+        path = Path(origin).resolve()
+        depth = name.count(".") + (2 if path.name == "__init__.py" else 1)
+        roots.append(str(path.parents[depth - 1]))
+    return tuple(dict.fromkeys(roots))
+
+
+def _plugins(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise ConfigError(f"spec.plugins must be a list of module names, got {value!r:.80}")
+    plugins = tuple(str(v) for v in value)
+    import_plugins(plugins)  # before the names they register are checked
+    return plugins
 
 
 def _sweeps(value: object, deployment_names: Sequence[str]) -> tuple[SweepSpec, ...]:

@@ -18,6 +18,7 @@ from leakage.quantify import (
     SweepCurve,
     SweepPoint,
     parse_spec,
+    run_jobs,
     score,
     scored_products,
     split_test_data,
@@ -174,3 +175,31 @@ def test_membership_is_scored_against_the_released_model_through_the_registry() 
     assert public["value"] == public["baseline"] and public["leakage"] == 0.0
     assert rows[("secagg", "server")]["leakage"] == 0.0  # the aggregate is what the released model is
     assert all(r["leakage"] == 0.0 for (scheme, _), r in rows.items() if scheme == "mpc")
+
+
+def test_a_plugin_module_named_by_the_spec_registers_its_attack_in_every_worker(tmp_path, monkeypatch) -> None:
+    (tmp_path / "lab_attacks.py").write_text(
+        "from attacks import ATTACKS, PlaintextAttack\n"
+        "@ATTACKS.register('lab_plaintext')\n"
+        "class LabPlaintext(PlaintextAttack):\n"
+        "    is_implicit = False\n"
+    )
+    assert run_jobs(abs, [-1, -2], workers=2) == [1, 2]  # the worker server now runs, without tmp_path
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        spec = parse_spec({
+            "plugins": ["lab_attacks"], "task": _TASK, "deployments": [{"name": "two", "n_clients": 2}],
+            "schemes": ["plain"], "observers": ["server"], "audit": False, "attacks": [{"name": "lab_plaintext"}],
+        })
+
+        pooled = score(spec, workers=2).to_dict()["results"]
+
+        (row,) = [r for r in pooled if r["scheme"] == "plain" and r["attack"] == "lab_plaintext"]
+        assert row["status"] == "ok" and row["metrics"]["update_cosine"] == pytest.approx(1.0)
+    finally:
+        ATTACKS.unregister("lab_plaintext")
+
+
+def test_a_plugin_that_cannot_be_imported_is_one_line_naming_it() -> None:
+    with pytest.raises(ValueError, match=r"spec.plugins\[0\]: cannot import 'no_such_lab': ModuleNotFoundError"):
+        parse_spec({"plugins": ["no_such_lab"]})
