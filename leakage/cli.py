@@ -19,7 +19,7 @@ from leakage.aggregation import (
     scheme_names,
     split_scheme_name,
 )
-from leakage.checks import require_choice
+from leakage.checks import require_choice, require_int
 from leakage.data import DATASETS, PARTITIONS, load_dataset
 from leakage.environment import environment_info
 from leakage.errors import ConfigError
@@ -164,7 +164,7 @@ def _simulate(args: argparse.Namespace) -> None:
         f"{settings.n_clients} clients, seed {settings.seed}"
     )
     print(header)
-    for row, record in zip(summaries, transcript.rounds):
+    for row, record in zip(summaries, transcript.rounds, strict=True):
         note = f"  aborted: {record.public['aborted']}" if "aborted" in record.public else ""
         print(
             f"{row.round_index:>5} {row.sampled:>7} {row.survivors:>7} {row.train_loss:>10.4f} "
@@ -179,8 +179,7 @@ def _score(args: argparse.Namespace) -> None:
     from leakage.quantify.table import format_headlines
 
     spec = load_spec(args.spec)
-    if isinstance(args.jobs, bool) or args.jobs < 1:
-        raise ConfigError(f"--jobs must be an integer >= 1, got {args.jobs}")
+    require_int("--jobs", args.jobs, minimum=1)
     require_choice("--backend", args.backend, BACKENDS)
     if args.address is not None and args.backend != "ray":
         raise ConfigError("--address needs --backend ray")

@@ -202,7 +202,7 @@ def parse_received_key(key: str) -> ReceivedKey:
     kind, _, rest = key.partition(":")
     try:
         if kind in _SENDER_KINDS:
-            return ReceivedKey(kind, parse_client_observer(rest))  # type: ignore[arg-type]
+            return ReceivedKey(kind, parse_client_observer(rest))
         if kind == "share":
             sender, arrow, recipient = rest.partition("->")
             if arrow:

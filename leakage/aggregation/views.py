@@ -14,6 +14,7 @@ from typing import Any, Literal, get_args
 from torch import Tensor
 
 from leakage.aggregation.base import RoundContext
+from leakage.checks import require_choice
 from leakage.views import (
     EAVESDROPPER,
     PUBLIC,
@@ -28,7 +29,7 @@ from leakage.views import (
 __all__ = ["MODEL_DISCLOSURES", "ModelDisclosure", "observer_views"]
 
 ModelDisclosure = Literal["clear", "clients", "final"]
-MODEL_DISCLOSURES: tuple[str, ...] = get_args(ModelDisclosure)
+MODEL_DISCLOSURES: tuple[ModelDisclosure, ...] = get_args(ModelDisclosure)
 
 _NOTHING: Mapping[str, Any] = MappingProxyType({})
 
@@ -106,8 +107,7 @@ def observer_views(
     >>> sorted(views), views["client:1"].params_after is None
     (['client:0', 'client:1', 'eavesdropper', 'public', 'server'], True)
     """
-    if models not in MODEL_DISCLOSURES:
-        raise ValueError(f"models must be one of {', '.join(MODEL_DISCLOSURES)}, got {models!r}")
+    require_choice("models", models, MODEL_DISCLOSURES)
     told = frozenset(participants)
     done = told if finished is None else frozenset(finished)
     if params_after is None:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import math
-import numbers
-
 import torch
 from torch import Tensor
 
+from leakage.checks import require_positive_float
 from leakage.errors import ConfigError
 
 
@@ -37,14 +35,7 @@ def check_finite(name: str, value: Tensor) -> None:
 
 def check_data_range(data_range: object) -> float:
     """Return ``data_range`` as a float if it is finite and > 0, else raise ConfigError."""
-    if (
-        isinstance(data_range, bool)
-        or not isinstance(data_range, numbers.Real)
-        or not math.isfinite(data_range)
-        or data_range <= 0
-    ):
-        raise ConfigError(f"data_range must be a finite number > 0 (high - low of the raw values), got {data_range!r}")
-    return float(data_range)
+    return require_positive_float("data_range (high - low of the raw values)", data_range)
 
 
 def check_labels(name: str, labels: Tensor) -> None:

@@ -30,6 +30,7 @@ from matplotlib import colormaps
 from matplotlib.colors import to_hex
 
 from defenses.mpc import MPC_BACKENDS, describe_mpc_backend
+from leakage.checks import require_choice
 from leakage.errors import ConfigError
 from leakage.files import write_atomically
 from leakage.quantify.report import HIDES_AT_MOST, REPORT_SCHEMA_VERSION  # the report owns its schema
@@ -605,8 +606,7 @@ def _results_section(root: _Fields) -> _Section:
     rows, classes = [], []
     for row in results:
         status = row.text("status")
-        if status not in _RESULT_STATUSES:
-            raise ConfigError(f"{row.name('status')} must be one of {list(_RESULT_STATUSES)}, got {status!r}")
+        require_choice(row.name("status"), status, _RESULT_STATUSES)
         classes.append(status)
         metric = row.optional_text("metric")
         metrics = row.optional_mapping("metrics")

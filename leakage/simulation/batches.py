@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from leakage.checks import require_choice, require_int, require_optional_int
 from leakage.simulation.settings import ALGORITHMS, Algorithm
 
 __all__ = ["batch_schedule"]
@@ -45,14 +46,10 @@ def batch_schedule(
     >>> batch_schedule(5, batch_size=None)
     [slice(0, 5, None)]
     """
-    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
-        raise ValueError(f"num_samples must be an integer >= 1, got {num_samples!r}")
-    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
-        raise ValueError(f"batch_size must be an integer >= 1 or None, got {batch_size!r}")
-    if isinstance(local_epochs, bool) or not isinstance(local_epochs, int) or local_epochs < 1:
-        raise ValueError(f"local_epochs must be an integer >= 1, got {local_epochs!r}")
-    if algorithm not in ALGORITHMS:
-        raise ValueError(f"algorithm must be one of {', '.join(ALGORITHMS)}, got {algorithm!r}")
+    num_samples = require_int("num_samples", num_samples, minimum=1)
+    batch_size = require_optional_int("batch_size", batch_size, minimum=1)
+    local_epochs = require_int("local_epochs", local_epochs, minimum=1)
+    require_choice("algorithm", algorithm, ALGORITHMS)
     batch = num_samples if batch_size is None else min(batch_size, num_samples)
     if algorithm == "fedsgd":
         return [slice(0, batch)]

@@ -18,6 +18,7 @@ from leakage.aggregation import (
     RoundContext,
     create_scheme,
 )
+from leakage.checks import require_choice
 from leakage.data import Dataset, load_dataset, partition_dataset
 from leakage.errors import ConfigError, NonFiniteUpdateError
 from leakage.models import ParameterLayout, create_model, flatten_parameters
@@ -132,11 +133,8 @@ class Simulator:
         options = dict(settings.partition_options)
         if "property" in options:  # a property is named in configs, passed as flags
             name = options.pop("property")
-            if name not in dataset.properties:
-                raise ConfigError(
-                    f"partition_options.property must be one of "
-                    f"{sorted(dataset.properties)} for dataset {dataset.name!r}, got {name!r}"
-                )
+            field_name = f"partition_options.property for dataset {dataset.name!r}"
+            name = require_choice(field_name, name, sorted(dataset.properties))
             options["has_property"] = dataset.properties[name]
         return partition_dataset(
             settings.partition,
