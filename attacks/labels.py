@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from attacks.base import Knowledge, Observation
+from leakage.checks import require_choice
 from leakage.errors import ConfigError, ThreatModelError
 from leakage.models import ParameterLayout
 from leakage.simulation import batch_schedule
@@ -29,7 +30,7 @@ from leakage.simulation import batch_schedule
 __all__ = ["LabelStrategy", "LastLayer", "last_layer", "recover_labels"]
 
 LabelStrategy = Literal["auto", "single", "distinct", "counts"]
-_STRATEGIES: tuple[str, ...] = get_args(LabelStrategy)
+_STRATEGIES: tuple[LabelStrategy, ...] = get_args(LabelStrategy)
 
 
 @dataclass(frozen=True)
@@ -121,8 +122,7 @@ def recover_labels(
     >>> recover_labels(obs, Knowledge(model=net, input_shape=(4,), num_classes=3)).tolist()
     [2]
     """
-    if strategy not in _STRATEGIES:
-        raise ConfigError(f"label strategy must be one of {', '.join(_STRATEGIES)}, got {strategy!r}")
+    strategy = require_choice("label strategy", strategy, _STRATEGIES)
     count = knowledge.num_samples
     if strategy == "auto":
         strategy = "single" if count == 1 else "counts"

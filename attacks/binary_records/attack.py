@@ -36,8 +36,8 @@ from attacks.binary_records.chain import (
 )
 from attacks.history import HistoryAttack, group_by_round
 from attacks.round_difference import own_weight, target_observations
-from leakage.checks import require_int, require_positive_float
-from leakage.errors import ConfigError, ThreatModelError
+from leakage.checks import require_in_interval, require_int, require_optional_int, require_positive_float
+from leakage.errors import ThreatModelError
 from leakage.models import ParameterLayout
 from leakage.views import PublicValue, RoundView, parse_client_observer
 
@@ -148,10 +148,13 @@ class BinaryRecordsAttack(HistoryAttack[BinaryRecordsResult]):
         max_uncertainty: float = 0.1,
     ) -> None:
         self.client = require_int("client", client, minimum=0)
-        self.num_samples = None if num_samples is None else require_int("num_samples", num_samples, minimum=1)
+        self.num_samples = require_optional_int("num_samples", num_samples, minimum=1)
         self.max_samples = require_int("max_samples", max_samples, minimum=1)
         self.max_nodes = require_int("max_nodes", max_nodes, minimum=1)
-        self.integrality_tolerance = _require_tolerance("integrality_tolerance", integrality_tolerance)
+        # a record count's distance from an integer never exceeds 0.5
+        self.integrality_tolerance = require_in_interval(
+            "integrality_tolerance", integrality_tolerance, 0, 0.5, inclusive="right"
+        )
         self.max_condition = require_positive_float("max_condition", max_condition)
         self.max_residual = require_positive_float("max_residual", max_residual)
         self.max_uncertainty = require_positive_float("max_uncertainty", max_uncertainty)
@@ -211,14 +214,6 @@ class BinaryRecordsAttack(HistoryAttack[BinaryRecordsResult]):
             assumptions=assumptions,
         )
         return replace(recovery, attack=self.name)
-
-
-def _require_tolerance(name: str, value: object) -> float:
-    """A finite number in ``(0, 0.5]``: a record count's distance from an integer never exceeds 0.5."""
-    tolerance = require_positive_float(name, value)
-    if tolerance > 0.5:
-        raise ConfigError(f"{name} must be a number in (0, 0.5], got {value!r}")
-    return tolerance
 
 
 def _assumed_layout(num_parameters: int) -> ParameterLayout:

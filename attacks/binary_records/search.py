@@ -21,6 +21,8 @@ import torch
 from numpy.typing import NDArray
 from torch import Tensor
 
+from leakage.checks import require_int
+
 __all__ = ["RecordSearch", "search_records"]
 
 IntArray = NDArray[np.int64]
@@ -134,9 +136,9 @@ def search_records(
     matrix = np.asarray(gram.detach().cpu().numpy(), dtype=np.int64)
     if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or matrix.shape[0] < 2:
         raise ValueError(f"gram must be a square [p+1, p+1] matrix with p >= 1, got {tuple(matrix.shape)}")
-    for name, value in (("max_solutions", max_solutions), ("max_nodes", max_nodes), ("max_frontier", max_frontier)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    max_solutions = require_int("max_solutions", max_solutions, minimum=1)
+    max_nodes = require_int("max_nodes", max_nodes, minimum=1)
+    max_frontier = require_int("max_frontier", max_frontier, minimum=1)
     if not _is_plausible(matrix):
         return RecordSearch((), True, 0, 0, "inconsistent")
     # Internally the ones column goes first: it is always 1 and anchors every prefix.

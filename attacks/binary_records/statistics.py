@@ -22,6 +22,8 @@ import torch
 from numpy.typing import NDArray
 from torch import Tensor
 
+from leakage.checks import require_int
+
 __all__ = ["SampleCount", "StatisticsFit", "fit_statistics", "infer_num_samples", "minimum_rounds", "record_gram"]
 
 IntArray = NDArray[np.int64]
@@ -89,8 +91,7 @@ def minimum_rounds(num_features: int) -> int:
     >>> [minimum_rounds(d) for d in (1, 8, 16, 32)]
     [2, 7, 13, 27]
     """
-    if isinstance(num_features, bool) or not isinstance(num_features, int) or num_features < 1:
-        raise ValueError(f"num_features must be an integer >= 1, got {num_features!r}")
+    num_features = require_int("num_features", num_features, minimum=1)
     free = 0
     while (free + 1) * (free + 2) // 2 <= num_features + 1:
         free += 1
