@@ -30,7 +30,7 @@ from leakage.aggregation import (
     MechanismOutput,
     RoundContext,
 )
-from leakage.checks import require_int, require_positive_float
+from leakage.checks import require_choice, require_in_interval, require_int, require_positive_float
 from leakage.errors import ConfigError
 from leakage.views import PublicValue
 
@@ -44,7 +44,7 @@ __all__ = [
 ]
 
 CompressionMethod = Literal["topk", "quantize"]
-_METHODS: tuple[str, ...] = get_args(CompressionMethod)
+_METHODS: tuple[CompressionMethod, ...] = get_args(CompressionMethod)
 _DEFAULT_KEEP = 0.1
 _DEFAULT_BITS = 8
 _MAX_BITS = 16  # levels must fit the int16 codes
@@ -191,8 +191,7 @@ class Compression(ClientMechanism):
         keep: float | None = None,
         bits: int | None = None,
     ) -> None:
-        if method not in _METHODS:
-            raise ConfigError(f"method must be one of {', '.join(_METHODS)}, got {method!r}")
+        method = require_choice("method", method, _METHODS)
         if method == "topk" and bits is not None:
             raise ConfigError(f"bits applies only to method='quantize', got bits={bits!r} with method='topk'")
         if method == "quantize" and keep is not None:
@@ -225,17 +224,13 @@ class Compression(ClientMechanism):
 
 
 def _check_keep(keep: object) -> float:
-    value = require_positive_float("keep", keep)
-    if value > 1:
-        raise ConfigError(f"keep must be a fraction in (0, 1], got {keep!r}")
-    return value
+    require_positive_float("keep", keep)  # zero, negatives and non-numbers: the message gives the lower bound alone
+    return require_in_interval("keep", keep, 0, 1, inclusive="right", what="a fraction")
 
 
 def _check_bits(bits: object) -> int:
-    value = require_int("bits", bits, minimum=1)
-    if value > _MAX_BITS:
-        raise ConfigError(f"bits must be an integer in [1, {_MAX_BITS}], got {bits!r}")
-    return value
+    require_int("bits", bits, minimum=1)  # below 1 the message gives the lower bound alone
+    return require_int("bits", bits, minimum=1, maximum=_MAX_BITS)
 
 
 def _mean_relative_error(sent: Tensor, updates: Tensor) -> float:

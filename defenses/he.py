@@ -25,6 +25,7 @@ from leakage.aggregation import (
     observer_views,
     weighted_mean,
 )
+from leakage.checks import require_choice, require_int
 from leakage.errors import ConfigError
 from leakage.views import Message, PublicValue, sender_key
 
@@ -40,6 +41,7 @@ __all__ = [
 ]
 
 PolyModulusDegree = Literal[8192, 16384, 32768]
+_DEGREES: tuple[PolyModulusDegree, ...] = get_args(PolyModulusDegree)
 
 _MISSING_TENSEAL = "scheme 'he' needs TenSEAL: pip install 'leakage[he]'"
 # Largest total coefficient-modulus size (bits) with 128-bit security (HE standard, as SEAL enforces).
@@ -231,7 +233,7 @@ class HomomorphicAggregation(AggregationScheme):
         coeff_mod_bit_sizes: Sequence[int] = (60, 40, 60),
         scale_bits: int = 40,
     ) -> None:
-        self.poly_modulus_degree = _check_degree(poly_modulus_degree)
+        self.poly_modulus_degree = require_choice("poly_modulus_degree", poly_modulus_degree, _DEGREES)
         self.coeff_mod_bit_sizes = _check_coeff_sizes(coeff_mod_bit_sizes, self.poly_modulus_degree)
         self.scale_bits = _check_scale_bits(scale_bits, self.coeff_mod_bit_sizes)
         self._keys: KeySet | None = None
@@ -330,13 +332,6 @@ class HomomorphicAggregation(AggregationScheme):
         )
 
 
-def _check_degree(value: object) -> int:
-    choices = get_args(PolyModulusDegree)
-    if isinstance(value, bool) or not isinstance(value, int) or value not in choices:
-        raise ConfigError(f"poly_modulus_degree must be one of {', '.join(map(str, choices))}, got {value!r}")
-    return value
-
-
 def _check_coeff_sizes(value: object, degree: int) -> tuple[int, ...]:
     low, high = _PRIME_BITS
     if (
@@ -360,9 +355,7 @@ def _check_coeff_sizes(value: object, degree: int) -> tuple[int, ...]:
 
 def _check_scale_bits(value: object, coeff_sizes: tuple[int, ...]) -> int:
     low, high = _PRIME_BITS
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not low <= int(value) <= high:
-        raise ConfigError(f"scale_bits must be an integer in [{low}, {high}], got {value!r}")
-    scale_bits = int(value)
+    scale_bits = require_int("scale_bits", value, minimum=low, maximum=high)
     data_bits = sum(coeff_sizes[:-1])
     if scale_bits > data_bits - _HEADROOM_BITS:
         raise ConfigError(

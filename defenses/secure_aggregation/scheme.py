@@ -38,14 +38,20 @@ from leakage.aggregation import (
     RoundOutcome,
     observer_views,
 )
-from leakage.checks import require_int, require_positive_float
+from leakage.checks import (
+    require_choice,
+    require_in_interval,
+    require_int,
+    require_optional_int,
+    require_positive_float,
+)
 from leakage.errors import ConfigError
 from leakage.views import Message, PublicValue, RoundView, sender_key, share_key
 
 __all__ = ["DropoutStage", "SecureAggregation", "SecureAggregationPlus"]
 
 DropoutStage = Literal["advertise", "share", "masked_input", "random"]
-DROPOUT_STAGES: tuple[str, ...] = get_args(DropoutStage)
+DROPOUT_STAGES: tuple[DropoutStage, ...] = get_args(DropoutStage)
 _STAGES = {"advertise": Stage.ADVERTISE, "share": Stage.SHARE, "masked_input": Stage.MASKED_INPUT}
 
 
@@ -97,27 +103,15 @@ class SecureAggregation(AggregationScheme):
         unmask_dropout: float = 0.0,
         entropy: Callable[[int], bytes] | None = None,
     ) -> None:
-        require_positive_float("clip_range", clip_range)
-        require_int("ring_bits", ring_bits, minimum=16)
-        if ring_bits > 64:
-            raise ConfigError(f"ring_bits must be an integer in [16, 64], got {ring_bits}")
-        if precision_bits is not None:
-            require_int("precision_bits", precision_bits, minimum=8)
-            if precision_bits > 52:
-                raise ConfigError(f"precision_bits must be an integer in [8, 52] or None, got {precision_bits}")
-        if threshold is not None:
-            require_int("threshold", threshold, minimum=2)
-        if dropout_stage not in DROPOUT_STAGES:
-            raise ConfigError(f"dropout_stage must be one of {', '.join(DROPOUT_STAGES)}, got {dropout_stage!r}")
-        is_number = isinstance(unmask_dropout, (int, float)) and not isinstance(unmask_dropout, bool)
-        if not is_number or not 0 <= unmask_dropout < 1:
-            raise ConfigError(f"unmask_dropout must be a probability in [0, 1), got {unmask_dropout!r}")
-        self.clip_range = float(clip_range)
-        self.ring_bits = ring_bits
-        self.precision_bits = precision_bits
-        self.threshold = threshold
-        self.dropout_stage = dropout_stage
-        self.unmask_dropout = float(unmask_dropout)
+        self.clip_range = require_positive_float("clip_range", clip_range)
+        require_int("ring_bits", ring_bits, minimum=16)  # below 16 the message gives the lower bound alone
+        self.ring_bits = require_int("ring_bits", ring_bits, minimum=16, maximum=64)
+        self.precision_bits = require_optional_int("precision_bits", precision_bits, minimum=8, maximum=52)
+        self.threshold = require_optional_int("threshold", threshold, minimum=2)
+        self.dropout_stage: DropoutStage = require_choice("dropout_stage", dropout_stage, DROPOUT_STAGES)
+        self.unmask_dropout = require_in_interval(
+            "unmask_dropout", unmask_dropout, 0, 1, inclusive="left", what="a probability"
+        )
         self.entropy = entropy or os.urandom
         self.encoding: RingEncoding | None = None
         self._deployment: Deployment | None = None
