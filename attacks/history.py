@@ -83,7 +83,9 @@ class RecoveredUpdate:
         """
         if not self.is_individual:
             whose = f"{self.count} unknown clients" if self.clients is None else f"clients {sorted(self.clients)}"
-            raise ThreatModelError(f"round {self.round_index}: the estimate is the mean update of {whose}, not one client's")
+            raise ThreatModelError(
+                f"round {self.round_index}: the estimate is the mean update of {whose}, not one client's"
+            )
         client = None if self.clients is None else next(iter(self.clients))
         return Observation(self.params_before, self.update, "update", client, self.round_index)
 
@@ -219,7 +221,9 @@ class HistoryAttack(AttackBase, Generic[ResultT]):
                     f"{self.name} runs as the server or an eavesdropper; got views of {', '.join(observers)}"
                 )
         elif len(observers) > 1 and not all(name.startswith("client:") for name in observers):
-            raise ThreatModelError(f"{self.name} takes one observer's views or a coalition's; got {', '.join(observers)}")
+            raise ThreatModelError(
+                f"{self.name} takes one observer's views or a coalition's; got {', '.join(observers)}"
+            )
 
     @abstractmethod
     def _run(

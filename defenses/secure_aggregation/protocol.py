@@ -187,7 +187,9 @@ class SecAggClient:
             deterministic one.
     """
 
-    def __init__(self, client_id: int, config: ProtocolConfig, value: RingVector, *, entropy: Entropy = os.urandom) -> None:
+    def __init__(
+        self, client_id: int, config: ProtocolConfig, value: RingVector, *, entropy: Entropy = os.urandom
+    ) -> None:
         if value.shape != (config.length,):
             raise ProtocolViolation(f"client {client_id}: input has shape {value.shape}, expected ({config.length},)")
         self.client_id = client_id
@@ -265,7 +267,9 @@ class SecAggClient:
                     associated=_share_associated(session, message.sender, self.client_id),
                 )
             except ValueError as error:
-                raise ProtocolViolation(f"client {self.client_id}: share from client {message.sender}: {error}") from None
+                raise ProtocolViolation(
+                    f"client {self.client_id}: share from client {message.sender}: {error}"
+                ) from None
             self._held[message.sender] = (share_from_bytes(plaintext[:33]), share_from_bytes(plaintext[33:]))
         self._u2 = frozenset(self._held) | {self.client_id}
         if len(self._u2) < self.config.threshold:
@@ -355,16 +359,20 @@ class SecAggServer:
             self._check(message.session, message.sender, "share")
             pair = (message.sender, message.recipient)
             if message.sender not in self.roster or message.recipient not in self.roster:
-                raise ProtocolViolation(f"share from client {message.sender} to {message.recipient}: not both advertised keys")
+                raise ProtocolViolation(
+                    f"share from client {message.sender} to {message.recipient}: not both advertised keys"
+                )
             if message.recipient not in self.config.neighbours[message.sender]:
-                raise ProtocolViolation(f"share from client {message.sender} to {message.recipient}, who is not its neighbour")
+                raise ProtocolViolation(
+                    f"share from client {message.sender} to {message.recipient}, who is not its neighbour"
+                )
             if pair in self.shares:
                 raise ProtocolViolation(f"duplicate share from client {message.sender} to {message.recipient}")
             self.shares[pair] = message
         self.u2 = frozenset(sender for sender, _ in self.shares)
         self._require(len(self.u2), "share keys")
         inbox: dict[int, list[EncryptedShare]] = {u: [] for u in self.u2}
-        for (sender, recipient), message in sorted(self.shares.items()):
+        for (_sender, recipient), message in sorted(self.shares.items()):
             if recipient in self.u2:
                 inbox[recipient].append(message)
         return inbox
@@ -530,7 +538,9 @@ _T = TypeVar("_T")
 class _Run:
     """One execution of the protocol among honest clients, with timings."""
 
-    def __init__(self, inputs: Mapping[int, RingVector], config: ProtocolConfig, drops: dict[int, Stage], entropy: Entropy) -> None:
+    def __init__(
+        self, inputs: Mapping[int, RingVector], config: ProtocolConfig, drops: dict[int, Stage], entropy: Entropy
+    ) -> None:
         self.clients = {c: SecAggClient(c, config, inputs[c], entropy=entropy) for c in sorted(inputs)}
         self.server = SecAggServer(config)
         self.drops = drops

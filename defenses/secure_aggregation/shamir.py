@@ -82,7 +82,7 @@ def reconstruct_secret(shares: Mapping[int, int], coefficients: Sequence[int] | 
     """
     xs = list(shares)
     weights = lagrange_coefficients(xs) if coefficients is None else coefficients
-    value = sum(w * shares[x] for w, x in zip(weights, xs)) % PRIME
+    value = sum(w * shares[x] for w, x in zip(weights, xs, strict=True)) % PRIME
     if value >= 1 << 256:
         raise ValueError("shares do not interpolate to a 32-byte secret (too few or inconsistent)")
     return value.to_bytes(32, "big")

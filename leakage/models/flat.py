@@ -47,7 +47,7 @@ class ParameterLayout:
         pieces = torch.split(flat, list(self.sizes), dim=-1)
         return {
             name: piece.reshape(*batch, *shape)
-            for name, piece, shape in zip(self.names, pieces, self.shapes)
+            for name, piece, shape in zip(self.names, pieces, self.shapes, strict=True)
         }
 
     def to_dict(self) -> dict[str, object]:

@@ -160,7 +160,9 @@ def audit_transcript(
     return results
 
 
-def _candidate_updates(transcript: Transcript, dataset: Dataset, canary: int, other: int) -> dict[int, tuple[Tensor, Tensor]]:
+def _candidate_updates(
+    transcript: Transcript, dataset: Dataset, canary: int, other: int
+) -> dict[int, tuple[Tensor, Tensor]]:
     """Per round, the updates ``-lr * grad`` the canary and the other record would produce."""
     model = transcript.build_model()
     loss = make_loss(model, transcript.settings.get("loss", "cross_entropy"))

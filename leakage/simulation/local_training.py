@@ -131,7 +131,7 @@ def train_clients_vectorised(
     # viewed with the parameter's shape, is that parameter's running delta.
     delta = {
         name: column.view(clients, *shape)
-        for (name, column), shape in zip(_column_views(out, layout).items(), layout.shapes)
+        for (name, column), shape in zip(_column_views(out, layout).items(), layout.shapes, strict=True)
     }
     for name, gradient in gradients.items():
         torch.mul(gradient.detach(), -lr, out=delta[name])
@@ -147,4 +147,4 @@ def train_clients_vectorised(
 
 def _column_views(flat: Tensor, layout: ParameterLayout) -> dict[str, Tensor]:
     """Views ``[C, size]`` of ``flat`` ``[C, P]`` holding each parameter's entries."""
-    return dict(zip(layout.names, torch.split(flat, list(layout.sizes), dim=-1)))
+    return dict(zip(layout.names, torch.split(flat, list(layout.sizes), dim=-1), strict=True))
