@@ -32,7 +32,7 @@ def test_fewer_shares_than_the_threshold_give_a_different_value() -> None:
     shares = split_secret(secret, 3, [1, 2, 3, 4], os.urandom)
 
     with pytest.raises(ValueError, match="32-byte"):  # overwhelmingly likely to fall outside 2**256
-        for attempt in range(5):
+        for _attempt in range(5):
             fresh = split_secret(secret, 3, [1, 2, 3, 4], os.urandom)
             assert reconstruct_secret({1: fresh[1], 2: fresh[2]}) != secret
         raise ValueError("32-byte")

@@ -3,8 +3,8 @@
 import csv
 import io
 import json
-from dataclasses import replace
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 
 import pytest
 import torch
