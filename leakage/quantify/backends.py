@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from leakage.checks import require_bool, require_choice, require_int
 from leakage.errors import ConfigError
 
-__all__ = ["BACKENDS", "Backend", "JobFailure", "JobRun", "execute_jobs", "run_jobs"]
+__all__ = ["BACKENDS", "Backend", "JobFailure", "JobRun", "execute_jobs", "failure_error", "run_jobs"]
 
 Backend = Literal["local", "ray"]
 BACKENDS: tuple[str, ...] = get_args(Backend)
@@ -211,13 +211,29 @@ def run_jobs(
     run = execute_jobs(function, jobs, backend=backend, workers=workers, address=address, retries=retries,
                        stop_on_failure=True, show_progress=show_progress, describe=describe)
     if run.failures:
-        failure = run.failures[0]
-        if failure.error is None:
-            attempts = "" if failure.kind == "error" else \
-                f" after {failure.attempts} attempt{'' if failure.attempts == 1 else 's'}"
-            raise RuntimeError(f"job {failure.label} failed: {failure.reason}{attempts}")
-        raise _job_error(failure.label, failure.error) from failure.error
+        raise failure_error(run.failures[0])
     return [run.results[index] for index in range(len(jobs))]
+
+
+def failure_error(failure: JobFailure) -> Exception:
+    """Return the exception that reports ``failure``, as :func:`run_jobs` raises it.
+
+    A job that raised becomes ``job <label> failed: <Type>: <message>``, of the original
+    type where that type can be rebuilt from a message, else a ``RuntimeError``, with the
+    original (and its remote traceback) as ``__cause__``. A job whose worker died is a
+    ``RuntimeError`` ``job <label> failed: <reason> after <n> attempts``.
+
+    >>> run = execute_jobs(int, ["1", "x"])
+    >>> failure_error(run.failures[0])
+    ValueError("job x failed: ValueError: invalid literal for int() with base 10: 'x'")
+    """
+    if failure.error is None:
+        attempts = "" if failure.kind == "error" else \
+            f" after {failure.attempts} attempt{'' if failure.attempts == 1 else 's'}"
+        return RuntimeError(f"job {failure.label} failed: {failure.reason}{attempts}")
+    error = _job_error(failure.label, failure.error)
+    error.__cause__ = failure.error  # as `raise error from failure.error` would, for whoever raises it
+    return error
 
 
 class _Runner(Generic[JobT, ResultT]):
