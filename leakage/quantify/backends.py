@@ -114,7 +114,8 @@ def execute_jobs(
             (``max_retries``) and does not report them: :attr:`JobRun.retried` stays empty
             and a ``"worker_died"`` failure counts ``retries + 1`` attempts.
         stop_on_failure: after the first failure start no new job (jobs already running
-            finish, and their results are reported) and return; ``False`` runs every job.
+            finish, and their results are reported; one whose worker dies now is a failure,
+            not retried) and return; ``False`` runs every job.
         on_result: called in this process as ``on_result(index, result)`` as soon as each
             job finishes, in any order, before the next result is awaited (to store it at
             once). What it raises stops the run and is raised.
