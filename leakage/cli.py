@@ -6,6 +6,7 @@ import argparse
 import ast
 import json
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -107,6 +108,13 @@ def _build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--backend", default="local", help=f"one of: {', '.join(BACKENDS)}")
     sc.add_argument("--address", help="a Ray cluster address (with --backend ray)")
     sc.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    sc.add_argument("--retries", type=int, default=2,
+                    help="run a job whose worker died (killed, out of memory) again, at most this many times")
+    sc.add_argument("--resume", action="store_true",
+                    help="keep the jobs an interrupted run of the same spec finished (in OUT/jobs) and run the rest")
+    sc.add_argument("--fresh", action="store_true", help="discard OUT/jobs, even one of another spec or version")
+    sc.add_argument("--keep-going", action="store_true",
+                    help="run every job even when some fail; the report marks the failed cells")
     commands.add_parser("attacks", help="list the attacks and the observer each runs as").set_defaults(
         registry=ATTACKS
     )
@@ -174,21 +182,55 @@ def _simulate(args: argparse.Namespace) -> None:
         _save(args.out, transcript, summaries)
 
 
-def _score(args: argparse.Namespace) -> None:
-    from leakage.quantify import load_spec, score
+class Terminated(BaseException):
+    """SIGTERM arrived: stop like Ctrl-C does (a BaseException, so no job catches it)."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+def _score(args: argparse.Namespace) -> int:
+    from leakage.quantify import JobStore, load_spec, plan_jobs, quick_spec, score
     from leakage.quantify.table import format_headlines
 
     spec = load_spec(args.spec)
     require_int("--jobs", args.jobs, minimum=1)
+    require_int("--retries", args.retries, minimum=0)
     require_choice("--backend", args.backend, BACKENDS)
     if args.address is not None and args.backend != "ray":
         raise ConfigError("--address needs --backend ray")
     if args.out.exists() and not args.out.is_dir():
         raise ConfigError(f"--out must be a folder, got the file {str(args.out)!r}")
-    report = score(
-        spec, quick=args.quick, workers=args.jobs, backend=args.backend, address=args.address,
-        show_progress=not args.no_progress,
-    )
+    effective = quick_spec(spec) if args.quick else spec
+    version = str(environment_info().get("leakage", "unknown"))
+    store = JobStore.open(args.out / "jobs", effective, version=version, resume=args.resume, fresh=args.fresh)
+    planned = len(plan_jobs(effective))
+    if store.kept:
+        print(f"resuming: {store.kept} of {planned} jobs already finished (kept in {store.folder})")
+    try:
+        report = score(
+            spec, quick=args.quick, workers=args.jobs, backend=args.backend, address=args.address,
+            show_progress=not args.no_progress, retries=args.retries, keep_going=args.keep_going, store=store,
+        )
+    except (KeyboardInterrupt, Terminated) as stop:
+        print(
+            f"leakage: interrupted: {store.finished()} of {planned} jobs finished and are kept in {store.folder}; "
+            "run the same command with --resume to finish",
+            file=sys.stderr,
+        )
+        return 143 if isinstance(stop, Terminated) else 130
+    except Exception as error:  # a job failed after its retries: one line per failed job, no traceback
+        if not str(error).startswith("job "):
+            raise
+        for line in [str(error), *getattr(error, "__notes__", [])]:
+            print(f"leakage: error: {line}", file=sys.stderr)
+        print(
+            f"leakage: {store.finished()} of {planned} jobs finished and are kept in {store.folder}; fix the cause "
+            "and run the same command with --resume, or use --keep-going to report the rest",
+            file=sys.stderr,
+        )
+        return 2 if isinstance(error, (ValueError, FileNotFoundError)) else 1
     files = report.write(args.out)
     print(f"{spec.name}: leakage of each scheme (0 = no more than MPC reveals, 1 = the target's update in the clear)")
     print(format_headlines(report.to_dict()))
@@ -198,7 +240,16 @@ def _score(args: argparse.Namespace) -> None:
             if curve.hides_from is not None else "better than the released model's direction at every swept size"
         )
         print(f"{curve.name}: the {curve.observer}'s estimate of the target's update is {hides}")
+    run = report.run
+    if run is not None and (run.resumed or run.retried):
+        print(f"jobs: {run.planned} planned, {run.resumed} kept from the earlier run, {run.ran} run, "
+              f"{run.retried} retried after their worker died")
+    for failure in report.failures:
+        key = failure.key
+        print(f"leakage: error: job {failure.kind} {key.deployment}/{key.scheme}/seed {key.seed} failed: "
+              f"{failure.reason}", file=sys.stderr)
     print(f"wrote {files.json}, {files.csv} and {files.html} in {report.timings['total']:.1f} s")
+    return 1 if report.failures else 0
 
 
 def _save(out: Path, transcript: Any, summaries: Sequence[Any]) -> None:
@@ -222,7 +273,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "simulate":
             _simulate(args)
         elif args.command == "score":
-            _score(args)
+            signal.signal(signal.SIGTERM, _terminate)
+            return _score(args)
         elif args.command == "attacks":
             for name in ATTACKS.names():
                 attack = ATTACKS.get(name)

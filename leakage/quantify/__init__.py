@@ -15,7 +15,7 @@ from leakage.quantify.audit import (
     clopper_pearson,
     epsilon_lower_bound,
 )
-from leakage.quantify.backends import BACKENDS, Backend, run_jobs
+from leakage.quantify.backends import BACKENDS, Backend, JobFailure, JobRun, execute_jobs, failure_error, run_jobs
 from leakage.quantify.observers import ROLES, observer_views
 from leakage.quantify.report import (
     CSV_COLUMNS,
@@ -63,6 +63,7 @@ from leakage.quantify.spec import (
     load_spec,
     parse_spec,
 )
+from leakage.quantify.store import STORE_FORMAT, JobStore, spec_hash
 
 __all__ = [
     "BACKENDS",
@@ -72,6 +73,7 @@ __all__ = [
     "REPORT_SCHEMA_VERSION",
     "ROLES",
     "SCORERS",
+    "STORE_FORMAT",
     "SWEEP_SIZES",
     "AttackSpec",
     "AuditResult",
@@ -80,6 +82,9 @@ __all__ = [
     "DeploymentSize",
     "DeploymentSpec",
     "Job",
+    "JobFailure",
+    "JobRun",
+    "JobStore",
     "ObserverKind",
     "ObserverScoring",
     "ReconstructionScorer",
@@ -99,6 +104,8 @@ __all__ = [
     "default_spec_path",
     "epsilon_lower_bound",
     "estimates_of",
+    "execute_jobs",
+    "failure_error",
     "import_plugins",
     "load_spec",
     "normalised_leakage",
@@ -111,5 +118,6 @@ __all__ = [
     "score",
     "score_transcript",
     "scored_products",
+    "spec_hash",
     "split_test_data",
 ]

@@ -25,11 +25,13 @@ __all__ = [
     "REPORT_SCHEMA_VERSION",
     "AuditRow",
     "Cost",
+    "FailedJob",
     "Headline",
     "JobKey",
     "Report",
     "ReportFiles",
     "ResultRow",
+    "RunCounts",
     "SweepCurve",
     "SweepPoint",
     "sweep_curves",
@@ -86,17 +88,52 @@ class AuditRow:
 
 
 @dataclass(frozen=True)
+class FailedJob:
+    """A job with no result: it raised, or its worker died on every attempt."""
+
+    key: JobKey
+    kind: str            # the job's kind: "score" or "audit"
+    failure: str         # "error" (raised; not retried) or "worker_died"
+    reason: str
+    attempts: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """The run's fields, then why it failed."""
+        return {**self.key.to_dict(), "kind": self.kind, "failure": self.failure, "reason": self.reason,
+                "attempts": self.attempts}
+
+
+@dataclass(frozen=True)
+class RunCounts:
+    """How the jobs of a run were obtained: planned, kept from an earlier run, run now, retried, failed."""
+
+    planned: int
+    resumed: int = 0
+    ran: int = 0
+    retried: int = 0
+    failed: int = 0
+
+    def to_dict(self) -> dict[str, int]:
+        """JSON-ready counts."""
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
 class Headline:
-    """A deployment x scheme's worst case over observers, attacks and seeds (mean over seeds first)."""
+    """A deployment x scheme's worst case over observers, attacks and seeds (mean over seeds first).
+
+    ``status`` is ``"ok"``, ``"not_applicable"`` (no attack applies), or ``"failed"``
+    (every scoring job of the cell failed: ``leakage`` and ``value`` are then ``None``).
+    """
 
     deployment: str
     n_clients: int
     scheme: str
-    leakage: float
+    leakage: float | None
     observer: str
     attack: str
     metric: str
-    value: float
+    value: float | None
     status: str
 
     def to_dict(self) -> dict[str, Any]:
@@ -202,6 +239,8 @@ class Report:
         audits: the distinguishing games.
         costs: per run, its cost, the released model's test accuracy and its worst leakage.
         sweeps: leakage against the number of clients, per sweep and observer.
+        failures: jobs with no result (``--keep-going``); their cells are marked failed.
+        run: how many jobs were planned, kept from an earlier run, run, retried, failed.
     """
 
     schema_version: ClassVar[int] = REPORT_SCHEMA_VERSION
@@ -218,6 +257,8 @@ class Report:
     costs: tuple[Cost, ...] = ()
     sweeps: tuple[SweepCurve, ...] = ()
     deployments: tuple[Mapping[str, Any], ...] = field(default=())
+    failures: tuple[FailedJob, ...] = ()
+    run: RunCounts | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The ``report.json`` structure."""
@@ -235,6 +276,8 @@ class Report:
             "audits": [a.to_dict() for a in self.audits],
             "costs": [c.to_dict() for c in self.costs],
             "sweeps": [s.to_dict() for s in self.sweeps],
+            "failures": [f.to_dict() for f in self.failures],
+            "run": None if self.run is None else self.run.to_dict(),
         }
 
     def to_json(self) -> str:

@@ -23,15 +23,18 @@ import torch
 from attacks import ATTACKS
 from leakage.data import Dataset, load_dataset
 from leakage.environment import environment_info
+from leakage.errors import ConfigError
 from leakage.quantify.audit import audit_transcript
-from leakage.quantify.backends import run_jobs
+from leakage.quantify.backends import execute_jobs, failure_error
 from leakage.quantify.report import (
     AuditRow,
     Cost,
+    FailedJob,
     Headline,
     JobKey,
     Report,
     ResultRow,
+    RunCounts,
     sweep_curves,
 )
 from leakage.quantify.scoring import ScoreRow, score_transcript
@@ -43,6 +46,7 @@ from leakage.quantify.spec import (
     load_spec,
     plugin_roots,
 )
+from leakage.quantify.store import JobStore, spec_hash
 from leakage.simulation import SimulationSettings, Simulator
 from leakage.summary import accuracy
 
@@ -224,32 +228,33 @@ def _mean_metric(rounds: Sequence[Any], name: str) -> float | None:
 
 def assemble_report(
     spec: DeploymentSpec,
-    jobs: Sequence[Job],
-    results: Sequence[Mapping[str, Any]],
+    finished: Sequence[tuple[Job, Mapping[str, Any]]],
     *,
     timings: Mapping[str, float],
     quick: bool,
     backend: str,
+    failures: Sequence[FailedJob] = (),
+    run: RunCounts | None = None,
 ) -> Report:
-    """Return the :class:`Report` of a finished run (``results[i]`` is ``run_job(jobs[i])``)."""
+    """Return the :class:`Report` of a run from its finished ``(job, run_job(job))`` pairs, in plan order."""
     rows: list[ResultRow] = []
     audits: list[AuditRow] = []
-    finished: list[tuple[Job, Mapping[str, Any]]] = []
-    for job, result in zip(jobs, results, strict=True):
+    scored: list[tuple[Job, Mapping[str, Any]]] = []
+    for job, result in finished:
         if result["kind"] == "audit":
             audits += [AuditRow(job.key, audit) for audit in result["audits"]]
             continue
         rows += [ResultRow(job.key, row) for row in result["rows"]]
-        finished.append((job, result))
-    headlines = _headlines([r for r in rows if r.key.sweep is None])
+        scored.append((job, result))
+    headlines = _headlines([r for r in rows if r.key.sweep is None], spec, failures)
     worst = {(h.deployment, h.scheme): h.leakage for h in headlines}
     costs = [
         Cost(
             job.key, result["simulate_seconds"], result["rounds"], result["upload_bytes_per_client"],
             result["mpc_backend"], result["mpc_backend_description"], result["test_accuracy"],
-            worst.get((job.deployment.name, job.scheme), 0.0) if job.sweep is None else _worst(rows, job.key),
+            (worst.get((job.deployment.name, job.scheme)) or 0.0) if job.sweep is None else _worst(rows, job.key),
         )
-        for job, result in finished
+        for job, result in scored
     ]
     environment = environment_info()
     return Report(
@@ -268,6 +273,8 @@ def assemble_report(
         audits=tuple(audits),
         costs=tuple(costs),
         sweeps=sweep_curves(spec, rows, costs),
+        failures=tuple(failures),
+        run=run,
     )
 
 
@@ -275,28 +282,36 @@ def _worst(rows: Sequence[ResultRow], key: JobKey) -> float:
     return max((r.row.leakage for r in rows if r.key == key), default=0.0)
 
 
-def _headlines(rows: Sequence[ResultRow]) -> list[Headline]:
-    """Per deployment x scheme, the worst case over observers, attacks and seeds (mean over seeds first)."""
+def _headlines(rows: Sequence[ResultRow], spec: DeploymentSpec, failures: Sequence[FailedJob]) -> list[Headline]:
+    """Per deployment x scheme, the worst case over observers, attacks and seeds (mean over seeds first).
+
+    A cell whose every scoring job failed is a ``"failed"`` headline; cells come in the
+    spec's order.
+    """
     grouped: dict[tuple[str, str, str, str], list[tuple[JobKey, ScoreRow]]] = {}
     for result in rows:
         key, row = result.key, result.row
         grouped.setdefault((key.deployment, key.scheme, row.observer, row.attack), []).append((key, row))
     best: dict[tuple[str, str], Headline] = {}
-    order: list[tuple[str, str]] = []
     for (deployment, scheme, observer, attack), group in grouped.items():
         leakage = sum(r.leakage for _, r in group) / len(group)
         value = sum(r.value for _, r in group) / len(group)
         pair = (deployment, scheme)
-        if pair not in best:
-            order.append(pair)
         applies = any(r.status == "ok" for _, r in group)
         current = best.get(pair)
-        if current is None or (leakage, applies) > (current.leakage, current.status == "ok"):
+        if current is None or (leakage, applies) > (current.leakage or 0.0, current.status == "ok"):
             best[pair] = Headline(
                 deployment, group[0][0].n_clients, scheme, leakage, observer, attack, group[0][1].metric, value,
                 "ok" if applies else "not_applicable",
             )
-    return [best[pair] for pair in order]
+    for failure in failures:
+        key = failure.key
+        if failure.kind == "score" and key.sweep is None and (key.deployment, key.scheme) not in best:
+            best[(key.deployment, key.scheme)] = Headline(
+                key.deployment, key.n_clients, key.scheme, None, "", "", "", None, "failed"
+            )
+    order = [(d.name, scheme) for d in spec.deployments for scheme in spec.schemes]
+    return [best[pair] for pair in order if pair in best]
 
 
 def score(
@@ -307,6 +322,9 @@ def score(
     backend: str = "local",
     address: str | None = None,
     show_progress: bool = False,
+    retries: int = 2,
+    keep_going: bool = False,
+    store: JobStore | None = None,
 ) -> Report:
     """Run every job of ``spec`` (the built-in default when ``None``) and return its :class:`Report`.
 
@@ -317,27 +335,70 @@ def score(
         backend: ``"local"`` or ``"ray"``.
         address: a Ray cluster address.
         show_progress: show a progress bar over jobs.
+        retries: how many more times a job whose worker died runs again on a fresh one.
+        keep_going: run every job even when some fail, and report the failed cells
+            instead of raising.
+        store: where finished jobs are kept as they complete (opened for the effective
+            spec, ``quick`` applied); jobs it already holds are not run again.
 
     Raises:
-        ConfigError: a bad backend, worker count or address.
+        ConfigError: a bad backend, worker count or address, or a store of another spec.
+        Exception: jobs failed after their retries (without ``keep_going``): the first
+            failure as ``job <label> failed: ...`` of its own type where it can be rebuilt
+            (else ``RuntimeError``), every other failed job as a note (``add_note``); the
+            finished jobs are in ``store``.
+        KeyboardInterrupt: interrupted; the workers are stopped and finished jobs kept.
     """
     spec = load_spec() if spec is None else spec
     if quick:
         spec = quick_spec(spec)
+    if store is not None and store.spec_hash != spec_hash(spec):
+        raise ConfigError(f"the job store in {store.folder} belongs to another spec")
     started = time.perf_counter()
     jobs = plan_jobs(spec)
-    results = run_jobs(
-        run_job, jobs, backend=backend, workers=workers, address=address, show_progress=show_progress,
+    results: dict[int, Mapping[str, Any]] = {}
+    if store is not None:
+        for index, job in enumerate(jobs):
+            kept = store.load(job)
+            if kept is not None:
+                results[index] = kept
+    todo = [index for index in range(len(jobs)) if index not in results]
+
+    def keep(position: int, result: dict[str, Any]) -> None:
+        if store is not None:
+            store.save(jobs[todo[position]], result)
+
+    outcome = execute_jobs(
+        run_job, [jobs[index] for index in todo], backend=backend, workers=workers, address=address,
+        retries=retries, stop_on_failure=not keep_going, on_result=keep, show_progress=show_progress,
         describe=lambda job: job.label,
     )
+    results.update({todo[position]: result for position, result in outcome.results.items()})
+    failures = [
+        FailedJob(jobs[todo[f.index]].key, jobs[todo[f.index]].kind, f.kind, f.reason, f.attempts)
+        for f in outcome.failures
+    ]
+    if failures and not keep_going:
+        # the first failure keeps its type (bad input stays a ValueError); the others ride along as notes
+        errors = [failure_error(failure) for failure in outcome.failures]
+        for other in errors[1:]:
+            errors[0].add_note(str(other))
+        raise errors[0]
     assembled = time.perf_counter()
-    scoring = [r for r in results if r["kind"] == "score"]
-    audits = [r for r in results if r["kind"] == "audit"]
+    finished = [(jobs[index], results[index]) for index in sorted(results)]
+    scoring = [r for _, r in finished if r["kind"] == "score"]
+    audits = [r for _, r in finished if r["kind"] == "audit"]
     timings = {
         "simulate": sum(r["simulate_seconds"] for r in scoring),
         "attacks": sum(r["attack_seconds"] for r in scoring),
         "audit": sum(r["simulate_seconds"] + r["attack_seconds"] for r in audits),
         "wall": assembled - started,
     }
-    report = assemble_report(spec, jobs, results, timings=timings, quick=quick, backend=backend)
+    counts = RunCounts(
+        planned=len(jobs), resumed=len(jobs) - len(todo), ran=len(outcome.results) + len(outcome.failures),
+        retried=len(outcome.retried), failed=len(failures),
+    )
+    report = assemble_report(
+        spec, finished, timings=timings, quick=quick, backend=backend, failures=failures, run=counts
+    )
     return replace(report, timings={**report.timings, "total": time.perf_counter() - started})

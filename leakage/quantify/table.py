@@ -21,6 +21,8 @@ def format_headlines(report: Mapping[str, Any]) -> str:
             str(h["deployment"]), str(h["n_clients"]), str(h["scheme"]), f"{h['leakage']:.2f}",
             f"{h['observer']} via {h['attack']} ({h['metric']} {h['value']:.3g})"
             if h.get("status", "ok") == "ok" else "nothing beyond the released model",
+        ) if h.get("status") != "failed" else (
+            str(h["deployment"]), str(h["n_clients"]), str(h["scheme"]), "failed", "every scoring job failed",
         )
         for h in report["headlines"]
     ]

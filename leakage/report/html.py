@@ -78,6 +78,7 @@ th, td { border: 1px solid #ddd; padding: 0.3rem 0.55rem; text-align: left; vert
 th { background: #f4f4f6; }
 td.heat { text-align: center; min-width: 7rem; } .score { display: block; font-size: 1.15rem; font-weight: 600; }
 .who { display: block; font-size: 0.75rem; opacity: 0.85; }
+td.failed, tr.failed td { background: #eee; color: #a00; }
 tr.not_applicable td { color: #777; } tr.alert td { background: #fff1e6; } tr.ideal td { font-style: italic; }
 .grids, .plots { display: flex; flex-wrap: wrap; gap: 1rem 2rem; align-items: flex-start; }
 figure { margin: 0.5rem 0; } figcaption { font-size: 0.8rem; color: #444; max-width: 22rem; }
@@ -192,8 +193,9 @@ def render_html_report(report: Mapping[str, Any]) -> str:
     # before any (slow) figure is drawn.
     headlines, costs, results = _headline_section(root), _cost_section(root), _results_section(root)
     environment, timings, spec_section = _environment_section(root), _timings_section(root), _spec_section(spec)
-    sweeps, utility = _sweep_section(root), _utility_section(root)
+    sweeps, utility, failures = _sweep_section(root), _utility_section(root), _failure_section(root)
     optional = [
+        failures,
         headlines,
         sweeps,
         utility,
@@ -288,9 +290,30 @@ def _headline_section(root: _Fields) -> _Section:
     return _Section("headlines", heading, note + table)
 
 
+def _failure_section(root: _Fields) -> _Section | None:
+    """Return the jobs that failed after their retries (``--keep-going``), or ``None`` when none did."""
+    if not root.data.get("failures"):
+        return None
+    rows = []
+    for row in root.rows("failures"):
+        cells = [
+            row.text("kind"), row.text("deployment"), row.text("scheme"), str(row.integer("seed")),
+            row.text("failure").replace("_", " "), str(row.integer("attempts")), row.text("reason"),
+        ]
+        rows.append('<tr class="failed">' + "".join(f"<td>{_escape(cell)}</td>" for cell in cells) + "</tr>")
+    head = "".join(f"<th>{name}</th>" for name in ("job", "deployment", "scheme", "seed", "failure", "attempts", "why"))
+    note = (
+        "<p>These jobs have no result: they raised an error (not retried) or their worker died on every "
+        "attempt. Their cells below are marked failed; every other number comes from the jobs that finished.</p>"
+    )
+    return _Section("failures", "Failed jobs", f"{note}<table>\n<tr>{head}</tr>\n" + "\n".join(rows) + "\n</table>")
+
+
 def _headline_cell(row: _Fields | None) -> str:
     if row is None:
         return '<td class="muted">&mdash;</td>'
+    if row.optional_text("status") == "failed":  # every scoring job of the cell failed (--keep-going)
+        return '<td class="failed"><span class="score">failed</span><span class="who">see Failed jobs</span></td>'
     leakage = row.number("leakage")
     who = f"{row.text('observer')} · {row.text('attack')}"
     measured = f"{row.text('metric')} = {_general(row.number('value'))}"
