@@ -10,34 +10,28 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from attacks import ATTACKS
-from leakage.aggregation import (
-    MECHANISMS,
-    SCHEMES,
-    create_scheme,
-    scheme_names,
-    split_scheme_name,
-)
 from leakage.checks import require_choice, require_int
-from leakage.data import DATASETS, PARTITIONS, load_dataset
-from leakage.environment import environment_info
 from leakage.errors import ConfigError
-from leakage.files import write_atomically
-from leakage.models import MODELS
-from leakage.quantify.backends import BACKENDS
-from leakage.simulation import (
-    ALGORITHMS,
-    CLIENT_SAMPLINGS,
-    SimulationSettings,
-    Simulator,
-)
-from leakage.summary import summarize_rounds
+
+if TYPE_CHECKING:
+    from leakage.transcript import Transcript
 
 __all__ = ["main"]
 
 _OPTION_SECTIONS = ("dataset", "model", "scheme", "partition")
+# The commands, and what each does, for the top-level help: listing them needs no import
+# of torch or the registries, so `leakage --help` answers at once.
+_COMMANDS: dict[str, str] = {
+    "simulate": "simulate FL rounds and print a per-round table",
+    "score": "score a deployment's schemes against the MPC baseline",
+    "attacks": "list the attacks, the observer each runs as and what it produces",
+    "datasets": "list the registered datasets",
+    "models": "list the registered models",
+    "partitions": "list the registered partitions",
+    "schemes": "list the aggregation protocols and client mechanisms",
+}
 
 
 def _parse_option(text: str) -> tuple[str, str, Any]:
@@ -59,13 +53,28 @@ def _parse_option(text: str) -> tuple[str, str, Any]:
     return section, key, value
 
 
+def _light_parser() -> argparse.ArgumentParser:
+    """The top-level parser alone: every command named, none of their options (nothing heavy imported)."""
+    parser = argparse.ArgumentParser(prog="leakage", description="Measure privacy leakage in federated learning.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, text in _COMMANDS.items():
+        commands.add_parser(name, help=text, add_help=False)
+    return parser
+
+
 def _build_parser() -> argparse.ArgumentParser:
+    from leakage.aggregation import scheme_names
+    from leakage.data import DATASETS, PARTITIONS
+    from leakage.models import MODELS
+    from leakage.quantify.backends import BACKENDS
+    from leakage.simulation import ALGORITHMS, CLIENT_SAMPLINGS, SimulationSettings
+
     parser = argparse.ArgumentParser(
         prog="leakage", description="Measure privacy leakage in federated learning."
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    sim = commands.add_parser("simulate", help="simulate FL rounds and print a per-round table")
+    sim = commands.add_parser("simulate", help=_COMMANDS["simulate"])
     defaults = SimulationSettings()
     sim.add_argument("--dataset", default=defaults.dataset, help=f"one of: {', '.join(DATASETS.names())}")
     sim.add_argument("--model", default=defaults.model, help=f"one of: {', '.join(MODELS.names())}")
@@ -100,7 +109,7 @@ def _build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--out", type=Path, help="save the transcript (.pt) and a summary (.json)")
     sim.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
-    sc = commands.add_parser("score", help="score a deployment's schemes against the MPC baseline")
+    sc = commands.add_parser("score", help=_COMMANDS["score"])
     sc.add_argument("spec", nargs="?", type=Path, help="a deployment spec (TOML); the built-in default if omitted")
     sc.add_argument("--out", type=Path, default=Path("leakage-report"), help="folder for report.json and report.html")
     sc.add_argument("--quick", action="store_true", help="first seed only and a 16-trial audit")
@@ -115,18 +124,18 @@ def _build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--fresh", action="store_true", help="discard OUT/jobs, even one of another spec or version")
     sc.add_argument("--keep-going", action="store_true",
                     help="run every job even when some fail; the report marks the failed cells")
-    commands.add_parser("attacks", help="list the attacks and the observer each runs as").set_defaults(
-        registry=ATTACKS
-    )
-    for name, registry in (("datasets", DATASETS), ("models", MODELS), ("partitions", PARTITIONS)):
-        commands.add_parser(name, help=f"list the registered {name}").set_defaults(registry=registry)
-    commands.add_parser("schemes", help="list the aggregation protocols and client mechanisms").set_defaults(
-        registry=None
-    )
+    for name in ("attacks", "datasets", "models", "partitions", "schemes"):
+        commands.add_parser(name, help=_COMMANDS[name])
     return parser
 
 
 def _simulate(args: argparse.Namespace) -> None:
+    from leakage.aggregation import create_scheme, split_scheme_name
+    from leakage.data import DATASETS, PARTITIONS, load_dataset
+    from leakage.models import MODELS
+    from leakage.simulation import SimulationSettings, Simulator
+    from leakage.summary import summarize_rounds
+
     options: dict[str, dict[str, Any]] = {section: {} for section in _OPTION_SECTIONS}
     for text in args.option:
         section, key, value = _parse_option(text)
@@ -191,7 +200,9 @@ def _terminate(signum: int, frame: object) -> None:
 
 
 def _score(args: argparse.Namespace) -> int:
+    from leakage.environment import environment_info
     from leakage.quantify import JobStore, load_spec, plan_jobs, quick_spec, score
+    from leakage.quantify.backends import BACKENDS
     from leakage.quantify.table import format_headlines
 
     spec = load_spec(args.spec)
@@ -252,8 +263,11 @@ def _score(args: argparse.Namespace) -> int:
     return 1 if report.failures else 0
 
 
-def _save(out: Path, transcript: Any, summaries: Sequence[Any]) -> None:
+def _save(out: Path, transcript: Transcript, summaries: Sequence[Any]) -> None:
     """Write the transcript and a JSON summary; never leave a half-written file behind."""
+    from leakage.environment import environment_info
+    from leakage.files import write_atomically
+
     out.mkdir(parents=True, exist_ok=True)
     summary = {
         "settings": dict(transcript.settings),
@@ -265,26 +279,46 @@ def _save(out: Path, transcript: Any, summaries: Sequence[Any]) -> None:
     print(f"wrote {out / 'transcript.pt'} and {out / 'summary.json'}")
 
 
+def _list(command: str) -> None:
+    """Print a registry's names (with what each attack is, and which schemes are mechanisms)."""
+    if command == "attacks":
+        from attacks import ATTACKS
+
+        for name in ATTACKS.names():
+            attack = ATTACKS.get(name)
+            implicit = ", implicit in scoring" if attack.is_implicit else ""
+            print(f"{name}  (runs as {attack.observer})  produces {attack.produces}{implicit}")
+    elif command == "schemes":
+        from leakage.aggregation import MECHANISMS, SCHEMES
+
+        print("\n".join([f"{name}  (protocol)" for name in SCHEMES.names()]))
+        print("\n".join([f"{name}  (client mechanism: runs before a protocol)" for name in MECHANISMS.names()]))
+    else:
+        from leakage.data import DATASETS, PARTITIONS
+        from leakage.models import MODELS
+        from leakage.registry import Registry
+
+        registries: dict[str, Registry[Any]] = {"datasets": DATASETS, "models": MODELS, "partitions": PARTITIONS}
+        registry = registries[command]
+        print("\n".join(registry.names()))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``leakage`` command; return its exit status (2 on bad input)."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    arguments = sys.argv[1:] if argv is None else list(argv)
     try:
-        args = _build_parser().parse_args(argv)
+        command = next((word for word in arguments if not word.startswith("-")), None)
+        if command not in _COMMANDS:  # top-level help, or a bad command: no heavy import
+            _light_parser().parse_args(arguments)
+        args = _build_parser().parse_args(arguments)
         if args.command == "simulate":
             _simulate(args)
         elif args.command == "score":
             signal.signal(signal.SIGTERM, _terminate)
             return _score(args)
-        elif args.command == "attacks":
-            for name in ATTACKS.names():
-                attack = ATTACKS.get(name)
-                implicit = ", implicit in scoring" if attack.is_implicit else ""
-                print(f"{name}  (runs as {attack.observer})  produces {attack.produces}{implicit}")
-        elif args.registry is None:
-            print("\n".join([f"{name}  (protocol)" for name in SCHEMES.names()]))
-            print("\n".join([f"{name}  (client mechanism: runs before a protocol)" for name in MECHANISMS.names()]))
         else:
-            print("\n".join(args.registry.names()))
+            _list(args.command)
     except (ValueError, FileNotFoundError) as error:
         print(f"leakage: error: {error}", file=sys.stderr)
         return 2

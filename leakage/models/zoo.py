@@ -12,7 +12,6 @@ from collections.abc import Callable
 from typing import Literal
 
 import torch
-import torchvision
 from torch import nn
 
 from leakage.checks import require_choice
@@ -150,6 +149,8 @@ def resnet18(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     clients exchange exactly the parameter vector and updates vectorise across clients.
     """
     channels, _, _ = _image_shape(input_shape, "resnet18")
+    import torchvision  # imported here: it takes seconds, and only this model needs it
+
     model: nn.Module = torchvision.models.resnet18(
         weights=None,
         num_classes=num_classes,

@@ -135,3 +135,27 @@ def test_an_aborted_round_is_shown_in_the_table(capsys) -> None:
 
     assert status == 0
     assert "aborted: advertise keys: only 8 clients remain" in capsys.readouterr().out
+
+
+def test_top_level_help_and_import_leakage_never_import_torch() -> None:
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, contextlib, io\n"
+        "import leakage\n"
+        "assert 'torch' not in sys.modules, 'import leakage imported torch'\n"
+        "from leakage.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        "    try:\n"
+        "        main(['--help'])\n"
+        "    except SystemExit as stop:\n"
+        "        assert stop.code == 0\n"
+        "assert 'simulate' in out.getvalue() and 'torch' not in sys.modules, 'leakage --help imported torch'\n"
+        "leakage.RoundView  # a public name still loads on first use\n"
+        "assert 'torch' in sys.modules\n"
+    )
+
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+
+    assert result.returncode == 0, result.stderr
