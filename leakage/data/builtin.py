@@ -15,7 +15,6 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 from numpy.typing import NDArray
-from sklearn import datasets as sklearn_datasets
 
 from leakage.checks import require_int
 from leakage.data.base import DATASETS, Dataset
@@ -68,6 +67,8 @@ def _image_dataset(
 
 @functools.lru_cache(maxsize=1)
 def _digits_arrays() -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+    from sklearn import datasets as sklearn_datasets  # imported on use: it takes a second
+
     bunch = sklearn_datasets.load_digits()
     raw = (bunch.images / 16.0).astype(np.float32)[:, None, :, :]
     return _read_only(raw), _read_only(bunch.target.astype(np.int64))
@@ -100,6 +101,8 @@ def load_digits() -> Dataset:
 
 @functools.lru_cache(maxsize=1)
 def _breast_cancer_arrays() -> tuple[NDArray[np.float64], NDArray[np.int64], tuple[str, ...], int]:
+    from sklearn import datasets as sklearn_datasets  # imported on use: it takes a second
+
     bunch = sklearn_datasets.load_breast_cancer()
     texture_column = list(bunch.feature_names).index("mean texture")
     class_names = tuple(str(label) for label in bunch.target_names)
@@ -148,6 +151,8 @@ def load_breast_cancer() -> Dataset:
 
 @functools.lru_cache(maxsize=1)
 def _sample_patch_arrays() -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+    from sklearn import datasets as sklearn_datasets  # imported on use: it takes a second
+
     bunch = sklearn_datasets.load_sample_images()
     names = [path.replace("\\", "/").rsplit("/", 1)[-1] for path in bunch.filenames]
     patches_per_photo = []
