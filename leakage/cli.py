@@ -200,6 +200,11 @@ def _terminate(signum: int, frame: object) -> None:
 
 
 def _score(args: argparse.Namespace) -> int:
+    if isinstance(args.jobs, int) and args.jobs > 1 and args.backend == "local":
+        from leakage.workers import start_worker_server
+
+        start_worker_server()  # its imports run beside ours, not after them
+
     from leakage.environment import environment_info
     from leakage.quantify import JobStore, load_spec, plan_jobs, quick_spec, score
     from leakage.quantify.backends import BACKENDS
