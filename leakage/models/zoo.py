@@ -14,7 +14,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from leakage.checks import require_choice
+from leakage.checks import require_bool, require_choice
 from leakage.errors import ConfigError
 from leakage.registry import Registry
 
@@ -120,23 +120,71 @@ def lenet(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
 
 
 @MODELS.register("convnet")
-def convnet(input_shape: tuple[int, ...], num_classes: int, *, width: int = 32) -> nn.Module:
-    """Small ReLU CNN: conv(w)-conv(2w)-maxpool-conv(2w)-global average pool-linear."""
-    channels, _, _ = _image_shape(input_shape, "convnet")
+def convnet(
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    *,
+    width: int = 32,
+    variant: Literal["gap", "geiping"] = "gap",
+    batch_norm: bool | None = None,
+) -> nn.Module:
+    """Small ReLU CNN, or the ConvNet of Geiping et al. with ``variant="geiping"``.
+
+    ``gap`` (the default): conv(w)-conv(2w)-maxpool-conv(2w)-global average pool-linear.
+    Averaging away the positions keeps the model small but leaves the last layer's
+    gradient without spatial information.
+
+    ``geiping``: the ConvNet of "Inverting Gradients - How easy is it to break privacy in
+    federated learning?" (Geiping et al., NeurIPS 2020; ``ConvNet`` in their ``inversefed``
+    code): eight 3x3 convolutions with w, 2w, 2w, 4w, 4w, 4w channels at full resolution,
+    a 3x3 max pool, two more with 4w, another 3x3 max pool, then a linear layer on the
+    flattened ``4w x H/9 x W/9`` features (``36 w`` for 32x32 inputs), so positions reach
+    the classifier. Each convolution is followed by batch normalisation and a ReLU.
+
+    Batch normalisation always uses the statistics of the current batch and keeps no
+    running buffers (as ``resnet18`` here): a client's training step normalises with its
+    batch's statistics, and so does any forward of this model, so an attacker's forward on
+    a candidate batch of the same size computes the same function the client did, and the
+    parameter vector stays the whole model state.
+
+    Args:
+        width: channels of the first convolution ``w``.
+        variant: ``gap`` or ``geiping`` (above).
+        batch_norm: put batch normalisation after every convolution; by default only the
+            ``geiping`` variant has it, as in the paper's model.
+    """
+    channels, height, image_width = _image_shape(input_shape, "convnet")
     if width < 1:
         raise ConfigError(f"width must be >= 1, got {width}")
-    return nn.Sequential(
-        nn.Conv2d(channels, width, 3, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(width, 2 * width, 3, padding=1),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Conv2d(2 * width, 2 * width, 3, padding=1),
-        nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Linear(2 * width, num_classes),
-    )
+    variant = require_choice("variant", variant, ("gap", "geiping"))
+    has_batch_norm = variant == "geiping" if batch_norm is None else require_bool("batch_norm", batch_norm)
+    if variant == "gap":
+        plan: list[int | str] = [width, 2 * width, "pool2", 2 * width, "average"]
+    else:
+        if height < 9 or image_width < 9:
+            raise ConfigError(
+                f"convnet variant 'geiping' pools twice by 3 and needs inputs of at least 9x9, got {input_shape}"
+            )
+        plan = [width, 2 * width, 2 * width, 4 * width, 4 * width, 4 * width, "pool3", 4 * width, 4 * width, "pool3"]
+    layers: list[nn.Module] = []
+    width_in = channels
+    for step in plan:
+        if step == "pool2":
+            layers.append(nn.MaxPool2d(2))
+        elif step == "pool3":
+            layers.append(nn.MaxPool2d(3))
+        elif step == "average":
+            layers.append(nn.AdaptiveAvgPool2d(1))
+        else:
+            width_out = int(step)
+            layers.append(nn.Conv2d(width_in, width_out, 3, padding=1))
+            if has_batch_norm:
+                layers.append(nn.BatchNorm2d(width_out, track_running_stats=False))
+            layers.append(nn.ReLU())
+            width_in = width_out
+    # max pooling floors: 32x32 inputs leave 3x3 positions after two 3x3 pools
+    positions = 1 if variant == "gap" else (height // 3 // 3) * (image_width // 3 // 3)
+    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(width_in * positions, num_classes))
 
 
 @MODELS.register("resnet18")
