@@ -107,7 +107,8 @@ def test_dlg_unrolls_a_fedavg_update_taken_from_the_servers_view(digits) -> None
         ({"max_evals": 0}, "max_evals must be an integer >= 1"),
         ({"init": "zeros"}, "init must be one of uniform, randn"),
         ({"objective": "cosine"}, "objective must be one of layer_l2, l2"),
-        ({"dtype": "float16"}, "dtype must be one of float32, float64"),
+        ({"dtype": "float16"}, "dtype must be one of float32, float64, mixed"),
+        ({"warm_start": "zeros"}, "warm_start must be one of auto, rgap, none"),
     ],
 )
 def test_bad_dlg_options_name_the_option(options: dict, message: str) -> None:
@@ -136,3 +137,82 @@ def test_results_serialise_to_json_and_progress_bars_can_be_shown(digits) -> Non
     )
 
     assert json.loads(json.dumps(result.to_dict()))["attack"] == "idlg"
+
+
+def _small_sigmoid_convnet(digits, index: int) -> tuple[torch.nn.Module, Observation, torch.Tensor]:
+    """Two sigmoid convolutions and a linear layer on one digit: a LeNet in miniature."""
+    torch.manual_seed(index)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 6, 3, padding=1, stride=2), torch.nn.Sigmoid(),
+        torch.nn.Conv2d(6, 6, 3, padding=1), torch.nn.Sigmoid(),
+        torch.nn.Flatten(), torch.nn.Linear(96, 10),
+    )
+    for parameter in model.parameters():
+        torch.nn.init.uniform_(parameter, -0.5, 0.5)
+    inputs, targets = digits.inputs[index : index + 1], digits.targets[index : index + 1]
+    loss = torch.nn.functional.cross_entropy(model(inputs), targets)
+    return model, Observation.from_gradients(model, torch.autograd.grad(loss, list(model.parameters()))), inputs
+
+
+@pytest.mark.parametrize("model_kind", ["mlp", "convnet"])
+def test_float32_and_float64_idlg_agree_where_both_succeed(digits, model_kind: str) -> None:
+    if model_kind == "mlp":
+        model, observation, inputs, _ = _setup(digits, index=5)
+    else:
+        model, observation, inputs = _small_sigmoid_convnet(digits, index=5)
+    knowledge = Knowledge.from_dataset(digits, model)
+    runs = {
+        dtype: create_attack("idlg", dtype=dtype, warm_start="none", max_evals=1500, restarts=1).run(
+            observation, knowledge, generator=torch.Generator().manual_seed(2)
+        )
+        for dtype in ("float32", "float64", "mixed")
+    }
+
+    for result in runs.values():
+        assert _psnr(result, digits, inputs) > 40 and result.inputs.dtype == observation.params.dtype
+    assert (runs["float32"].raw_inputs - runs["float64"].raw_inputs).abs().max() < 1e-2
+    assert (runs["mixed"].raw_inputs - runs["float64"].raw_inputs).abs().max() < 1e-2
+    assert runs["float64"].converged and runs["mixed"].converged
+
+
+def test_idlg_starts_from_the_recursive_inversion_where_the_model_allows_it(digits) -> None:
+    model, observation, inputs, _ = _setup(digits, index=5)
+    knowledge = Knowledge.from_dataset(digits, model)
+
+    result = create_attack("idlg").run(observation, knowledge)
+
+    assert result.details["warm_start"] == 1.0 and result.converged and result.objective_evals < 50
+    assert _psnr(result, digits, inputs) > 60
+
+
+def test_the_warm_start_is_skipped_or_refused_where_the_model_does_not_allow_it(digits) -> None:
+    from leakage.errors import ThreatModelError
+
+    model = create_model(
+        "mlp", input_shape=digits.input_shape, num_classes=10, generator=torch.Generator().manual_seed(0), hidden=(16,)
+    )  # ReLU cannot be inverted
+    loss = torch.nn.functional.cross_entropy(model(digits.inputs[:1]), digits.targets[:1])
+    observation = Observation.from_gradients(model, torch.autograd.grad(loss, list(model.parameters())))
+    knowledge = Knowledge.from_dataset(digits, model)
+
+    result = create_attack("idlg", max_evals=20, restarts=1).run(observation, knowledge)
+
+    assert result.details["warm_start"] == 0.0
+    with pytest.raises(ThreatModelError, match="warm_start='rgap' needs one sample"):
+        create_attack("idlg", warm_start="rgap").run(observation, knowledge)
+
+
+@pytest.mark.parametrize("warm_start", ["auto", "none"])
+def test_the_attack_runs_on_the_observations_device(digits, warm_start: str) -> None:
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model, observation, _, targets = _setup(digits, index=5)
+    on_device = Observation(observation.params.to(device), observation.value.to(device), "gradient")
+    mkldnn_before = torch.backends.mkldnn.enabled
+
+    result = create_attack("idlg", dtype="mixed", max_evals=30, restarts=1, warm_start=warm_start).run(
+        on_device, Knowledge.from_dataset(digits, model)
+    )
+
+    assert result.inputs.device.type == result.raw_inputs.device.type == result.labels.device.type == device.type
+    assert result.labels.tolist() == targets.tolist()
+    assert torch.backends.mkldnn.enabled == mkldnn_before  # the search's oneDNN switch is undone
