@@ -5,8 +5,12 @@ from leakage.simulation.local_training import (
     LOSSES,
     LossFunction,
     LossName,
+    WeightedLossFunction,
     make_loss,
+    make_weighted_loss,
+    mixes_samples,
     train_client,
+    train_clients_masked,
     train_clients_vectorised,
 )
 from leakage.simulation.settings import (
@@ -26,9 +30,13 @@ __all__ = [
     "LossName",
     "SimulationSettings",
     "Simulator",
+    "WeightedLossFunction",
     "batch_schedule",
     "make_loss",
+    "make_weighted_loss",
+    "mixes_samples",
     "simulate",
     "train_client",
+    "train_clients_masked",
     "train_clients_vectorised",
 ]

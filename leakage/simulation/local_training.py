@@ -1,8 +1,10 @@
 """Local client training as pure functions of the model parameters.
 
-Two paths compute the same thing: ``train_clients_vectorised`` runs many clients at
-once with ``torch.func.vmap`` (clients whose batches have equal shapes), and
-``train_client`` runs one client. Both return the *update* ``delta = theta_local -
+Three paths compute the same thing: ``train_clients_vectorised`` runs many clients at
+once with ``torch.func.vmap`` (clients whose batches have equal shapes),
+``train_clients_masked`` does the same for clients holding different numbers of
+samples (batches padded to one shape, the padding weighted 0 in the loss), and
+``train_client`` runs one client. All return the *update* ``delta = theta_local -
 theta_global`` as a flat vector, accumulated step by step as ``delta <- delta - lr *
 grad`` so that a single step gives exactly ``-lr * grad``.
 """
@@ -10,20 +12,33 @@ grad`` so that a single step gives exactly ``-lr * grad``.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.func import functional_call, grad_and_value, vmap
+from torch.func import functional_call, grad, grad_and_value, vmap
 
 from leakage.models import ParameterLayout
 
-__all__ = ["LOSSES", "LossFunction", "LossName", "make_loss", "train_client", "train_clients_vectorised"]
+__all__ = [
+    "LOSSES",
+    "LossFunction",
+    "LossName",
+    "WeightedLossFunction",
+    "make_loss",
+    "make_weighted_loss",
+    "mixes_samples",
+    "train_client",
+    "train_clients_masked",
+    "train_clients_vectorised",
+]
 
 # loss(named parameters, inputs [B, ...], targets [B]) -> mean loss
 LossFunction = Callable[[dict[str, Tensor], Tensor, Tensor], Tensor]
+# loss(named parameters, inputs [B, ...], targets [B], sample_weights [B]) -> weighted sum of per-sample losses
+WeightedLossFunction = Callable[[dict[str, Tensor], Tensor, Tensor, Tensor], Tensor]
 LossName = Literal["cross_entropy", "taylor_logistic"]
 LOSSES: tuple[str, ...] = get_args(LossName)
 _LOG_2 = math.log(2.0)
@@ -69,6 +84,51 @@ def make_loss(model: nn.Module, name: LossName = "cross_entropy") -> LossFunctio
     return loss
 
 
+def make_weighted_loss(model: nn.Module, name: LossName = "cross_entropy") -> WeightedLossFunction:
+    """Return ``loss(params, inputs [B, ...], targets [B], sample_weights [B]) -> sum_i w_i l_i``.
+
+    With weights ``1 / B`` this is :func:`make_loss`'s mean loss up to float rounding;
+    a weight of 0 takes a (padding) sample out of the loss and its gradient. The
+    per-sample losses ``l_i`` are those of :func:`make_loss`.
+
+    >>> from leakage.models import create_model
+    >>> net = create_model("logreg", input_shape=(3,), num_classes=2, generator=torch.Generator())
+    >>> params = dict(net.named_parameters())
+    >>> inputs, targets = torch.ones(3, 3), torch.tensor([0, 1, 1])
+    >>> padded = make_weighted_loss(net)(params, inputs, targets, torch.tensor([0.5, 0.5, 0.0]))
+    >>> bool(torch.isclose(padded, make_loss(net)(params, inputs[:2], targets[:2])))
+    True
+    """
+    if name == "taylor_logistic":
+
+        def taylor(params: dict[str, Tensor], inputs: Tensor, targets: Tensor, weights: Tensor) -> Tensor:
+            outputs = functional_call(model, params, (inputs,))
+            logit = outputs[..., 1] - outputs[..., 0]
+            signs = 2.0 * targets.to(logit.dtype) - 1.0
+            total: Tensor = ((_LOG_2 - signs * logit / 2.0 + logit * logit / 8.0) * weights).sum()
+            return total
+
+        return taylor
+
+    def loss(params: dict[str, Tensor], inputs: Tensor, targets: Tensor, weights: Tensor) -> Tensor:
+        losses = F.cross_entropy(functional_call(model, params, (inputs,)), targets, reduction="none")
+        total: Tensor = (losses * weights).sum()
+        return total
+
+    return loss
+
+
+def mixes_samples(model: nn.Module) -> bool:
+    """Return whether ``model``'s output for one sample depends on the others in its batch (batch normalisation).
+
+    Padding a batch with masked samples is exact only when it does not.
+
+    >>> mixes_samples(torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2)))
+    True
+    """
+    return any(isinstance(module, nn.modules.batchnorm._BatchNorm) for module in model.modules())
+
+
 def train_client(
     loss: LossFunction,
     layout: ParameterLayout,
@@ -103,8 +163,12 @@ def train_clients_vectorised(
     *,
     lr: float,
     out: Tensor | None = None,
+    workspace: MutableMapping[str, Tensor] | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Run SGD on ``C`` clients at once; step ``s`` uses ``batches[s]``.
+
+    Each client's update agrees with :func:`train_client` on its own batches to float
+    rounding: the batched kernels may sum in another order.
 
     Args:
         loss: from :func:`make_loss`.
@@ -113,36 +177,108 @@ def train_clients_vectorised(
         batches: per local step, ``(inputs [C, B_s, ...], targets [C, B_s])``.
         lr: client learning rate.
         out: optional ``[C, P]`` tensor (a view is fine) that receives the updates.
+        workspace: optional buffers kept between calls for the local parameters of
+            later steps (filled on first use), so repeated calls allocate less.
 
     Returns:
         ``(updates [C, P], first_losses [C])``; ``updates`` is ``out`` when given.
     """
-    clients = batches[0][1].shape[0]
+    return _vectorised_sgd(loss, layout, params, batches, lr=lr, out=out, workspace=workspace)
+
+
+def train_clients_masked(
+    loss: WeightedLossFunction,
+    layout: ParameterLayout,
+    params: Tensor,
+    batches: Sequence[tuple[Tensor, Tensor, Tensor]],
+    *,
+    lr: float,
+    out: Tensor | None = None,
+    workspace: MutableMapping[str, Tensor] | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Run SGD on ``C`` clients whose batches were padded to one shape; padding weighs 0.
+
+    Clients holding different numbers of samples train in one ``vmap`` call: every
+    step's batch is padded to the largest client's, and ``sample_weights`` give each
+    real sample ``1 / (real samples of the step)`` and each padded one 0, so each
+    client's step is the gradient of the mean loss over its own samples. Only for
+    models whose per-sample outputs do not depend on the rest of the batch (no batch
+    normalisation). Agrees with :func:`train_client` on the unpadded batches to float
+    rounding.
+
+    Args:
+        loss: from :func:`make_weighted_loss`.
+        layout: the parameter layout of the flat vectors.
+        params: shared starting point ``[P]``.
+        batches: per local step, ``(inputs [C, B_s, ...], targets [C, B_s],
+            sample_weights [C, B_s])``; every client has a sample of weight > 0 in the first step.
+        lr: client learning rate.
+        out: optional ``[C, P]`` tensor (a view is fine) that receives the updates.
+        workspace: optional buffers kept between calls for the local parameters of
+            later steps (filled on first use), so repeated calls allocate less.
+
+    Returns:
+        ``(updates [C, P], first_losses [C])``; ``updates`` is ``out`` when given.
+    """
+    return _vectorised_sgd(loss, layout, params, batches, lr=lr, out=out, workspace=workspace)
+
+
+def _vectorised_sgd(
+    loss: Callable[..., Tensor],
+    layout: ParameterLayout,
+    params: Tensor,
+    batches: Sequence[tuple[Tensor, ...]],
+    *,
+    lr: float,
+    out: Tensor | None,
+    workspace: MutableMapping[str, Tensor] | None,
+) -> tuple[Tensor, Tensor]:
+    """SGD over stacked per-client parameters: ``loss(params, *batches[s])`` per client and step."""
+    clients = batches[0][0].shape[0]
+    arguments = len(batches[0])
     start = layout.unflatten(params)
-    # Every client starts from the same global model, so the first step broadcasts
-    # the parameters instead of copying them C times. Gradients stay per parameter:
-    # concatenating them into one [C, P] block would cost a full extra copy.
-    first_step = vmap(grad_and_value(loss), in_dims=(None, 0, 0))
-    inputs, targets = batches[0]
-    gradients, first_losses = first_step(start, inputs, targets)
     if out is None:
         out = torch.empty(clients, layout.num_parameters, dtype=params.dtype)
     # The updates accumulate in place in ``out``: each parameter's block of columns,
-    # viewed with the parameter's shape, is that parameter's running delta.
+    # viewed with the parameter's shape, is that parameter's running delta. Gradients
+    # stay per parameter: concatenating them into one [C, P] block would cost a copy.
     delta = {
         name: column.view(clients, *shape)
         for (name, column), shape in zip(_column_views(out, layout).items(), layout.shapes, strict=True)
     }
+    # Every client starts from the same global model, so the first step broadcasts
+    # the parameters instead of copying them C times.
+    first_step = vmap(grad_and_value(loss), in_dims=(None,) + (0,) * arguments)
+    gradients, first_losses = first_step(start, *batches[0])
     for name, gradient in gradients.items():
         torch.mul(gradient.detach(), -lr, out=delta[name])
     if len(batches) > 1:
-        later_step = vmap(grad_and_value(loss), in_dims=(0, 0, 0))
-        for inputs, targets in batches[1:]:
-            local = {name: start[name] + delta[name] for name in delta}
-            gradients, _ = later_step(local, inputs, targets)
-            for name, gradient in gradients.items():
+        # Later steps run from per-client parameters ``start + delta``, written into
+        # buffers that every step (and, given a workspace, every call) reuses: fresh
+        # [C, P] memory costs a page fault per 4 KiB on first touch.
+        local = _local_buffers(start, clients, params.dtype, workspace)
+        later_step = vmap(grad(loss), in_dims=(0,) * (arguments + 1))
+        for arrays in batches[1:]:
+            for name, buffer in local.items():
+                torch.add(start[name], delta[name], out=buffer)
+            for name, gradient in later_step(local, *arrays).items():
                 delta[name].add_(gradient.detach(), alpha=-lr)
     return out, first_losses.detach()
+
+
+def _local_buffers(
+    start: dict[str, Tensor], clients: int, dtype: torch.dtype, workspace: MutableMapping[str, Tensor] | None
+) -> dict[str, Tensor]:
+    """One ``[clients, *shape]`` buffer per parameter, the first rows of ``workspace``'s when they are large enough."""
+    buffers = {}
+    for name, value in start.items():
+        kept = None if workspace is None else workspace.get(name)
+        if kept is None or kept.shape[0] < clients or kept.dtype != dtype:
+            kept = torch.empty(clients, *value.shape, dtype=dtype)
+            if workspace is not None:
+                workspace[name] = kept
+        buffers[name] = kept[:clients]
+    return buffers
 
 
 def _column_views(flat: Tensor, layout: ParameterLayout) -> dict[str, Tensor]:
