@@ -19,6 +19,8 @@ from leakage.transcript import (
 from leakage.views import RoundView
 
 _BYTES = "__bytes__"
+# Format 1 predates record_truth: every sampled client's truth, no recorded_ids.
+_READABLE_FORMATS = (1, TRANSCRIPT_FORMAT)
 
 
 def _encode(value: Any) -> Any:
@@ -68,6 +70,7 @@ def transcript_to_data(transcript: Transcript) -> dict[str, Any]:
             "truth": {
                 "partition": list(truth.partition),
                 "properties": dict(truth.properties),
+                "record_truth": truth.record_truth,
                 "rounds": [
                     {
                         "round_index": t.round_index,
@@ -75,6 +78,7 @@ def transcript_to_data(transcript: Transcript) -> dict[str, Any]:
                         "updates": t.updates,
                         "weights": t.weights,
                         "sample_order": {str(c): order for c, order in t.sample_order.items()},
+                        "recorded_ids": list(t.recorded_ids),
                     }
                     for t in truth.rounds
                 ],
@@ -86,9 +90,9 @@ def transcript_to_data(transcript: Transcript) -> dict[str, Any]:
 
 def transcript_from_data(data: Mapping[str, Any]) -> Transcript:
     data = _decode(data)
-    if data.get("format") != TRANSCRIPT_FORMAT:
+    if data.get("format") not in _READABLE_FORMATS:
         raise ConfigError(
-            f"transcript format must be {TRANSCRIPT_FORMAT}, got {data.get('format')!r}"
+            f"transcript format must be one of {', '.join(map(str, _READABLE_FORMATS))}, got {data.get('format')!r}"
         )
     rounds = tuple(
         RoundRecord(
@@ -115,9 +119,12 @@ def transcript_from_data(data: Mapping[str, Any]) -> Transcript:
                 updates=t["updates"],
                 weights=t["weights"],
                 sample_order={int(c): order for c, order in t["sample_order"].items()},
+                # format 1 kept every sampled client's truth
+                recorded_ids=tuple(int(c) for c in t.get("recorded_ids", t["client_ids"])),
             )
             for t in truth_data["rounds"]
         ),
+        record_truth=truth_data.get("record_truth", "all"),
     )
     return Transcript(
         settings=data["settings"],

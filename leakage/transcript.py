@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from functools import cached_property
+from typing import Any, Literal, get_args
 
 import torch
 from torch import Tensor, nn
@@ -13,9 +14,21 @@ from torch import Tensor, nn
 from leakage.models import ParameterLayout, create_model, load_flat_parameters
 from leakage.views import RoundView
 
-__all__ = ["TRANSCRIPT_FORMAT", "GroundTruth", "RoundRecord", "RoundTruth", "Transcript"]
+__all__ = [
+    "RECORD_TRUTH",
+    "TRANSCRIPT_FORMAT",
+    "GroundTruth",
+    "RecordTruth",
+    "RoundRecord",
+    "RoundTruth",
+    "Transcript",
+    "TruthKept",
+]
 
-TRANSCRIPT_FORMAT = 1
+# 2: each round's truth names the clients it recorded (record_truth); format 1 files still load.
+TRANSCRIPT_FORMAT = 2
+RecordTruth = Literal["all", "targets"]
+RECORD_TRUTH: tuple[str, ...] = get_args(RecordTruth)
 
 
 @dataclass(frozen=True)
@@ -54,13 +67,20 @@ class RoundRecord:
 class RoundTruth:
     """Ground truth of one round, for scoring code only.
 
+    A simulation keeps the truth of every sampled client (``record_truth="all"``) or
+    only of the clients scoring reads (``"targets"``): then ``updates`` and
+    ``sample_order`` hold those clients alone, and asking for another one raises.
+
     Attributes:
-        client_ids: every sampled client, in row order of ``updates``.
-        updates: ``[C, P]`` true local updates (local model minus global model),
-            including those of clients that dropped before their upload arrived.
-        weights: ``[C]`` aggregation weights (sample counts) of those clients.
-        sample_order: per client, the dataset indices it trained on this round in the
-            order used; consecutive chunks of ``batch_size`` form its batches.
+        client_ids: every sampled client, in row order of ``weights``.
+        updates: ``[K, P]`` true local updates (local model minus global model) of the
+            ``recorded_ids``, in that order, including those of clients that dropped
+            before their upload arrived. With every client recorded, ``K = C`` and the
+            rows follow ``client_ids``.
+        weights: ``[C]`` aggregation weights (sample counts) of ``client_ids``.
+        sample_order: per recorded client, the dataset indices it trained on this round
+            in the order used; consecutive chunks of ``batch_size`` form its batches.
+        recorded_ids: the sampled clients whose truth was kept, in row order of ``updates``.
     """
 
     round_index: int
@@ -68,10 +88,63 @@ class RoundTruth:
     updates: Tensor
     weights: Tensor
     sample_order: Mapping[int, Tensor]
+    recorded_ids: tuple[int, ...]
+
+    def is_recorded(self, client_id: int) -> bool:
+        """Return whether this round kept ``client_id``'s update and sample order."""
+        return client_id in self._recorded_rows
 
     def update_of(self, client_id: int) -> Tensor:
-        """Return the true update ``[P]`` of ``client_id`` in this round."""
-        return self.updates[self.client_ids.index(client_id)]
+        """Return the true update ``[P]`` of ``client_id`` in this round.
+
+        Raises:
+            ValueError: ``client_id`` was not sampled this round, or its truth was not
+                recorded (``record_truth="targets"`` without it among ``truth_clients``).
+        """
+        row = self._recorded_rows.get(client_id)
+        if row is not None:
+            return self.updates[row]
+        if client_id not in self.client_ids:
+            raise ValueError(f"client {client_id} was not sampled in round {self.round_index}")
+        kept = ", ".join(map(str, self.recorded_ids)) or "none"
+        raise ValueError(
+            f"the ground truth of client {client_id} in round {self.round_index} was not recorded "
+            f"(record_truth='targets' kept clients: {kept}); simulate with record_truth='all' "
+            f"or add {client_id} to truth_clients"
+        )
+
+    @cached_property
+    def _recorded_rows(self) -> dict[int, int]:
+        return {client: row for row, client in enumerate(self.recorded_ids)}
+
+
+@dataclass(frozen=True)
+class TruthKept:
+    """How much ground truth a transcript holds (the memory that scoring's truth costs).
+
+    Attributes:
+        record_truth: ``"all"`` or ``"targets"``, as simulated.
+        clients: the clients whose truth was kept in at least one round, sorted.
+        updates_kept: true updates ``[P]`` held, over all rounds.
+        updates_sampled: updates the sampled clients computed, over all rounds.
+        update_bytes: bytes of the kept updates.
+    """
+
+    record_truth: RecordTruth
+    clients: tuple[int, ...]
+    updates_kept: int
+    updates_sampled: int
+    update_bytes: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready plain data."""
+        return {
+            "record_truth": self.record_truth,
+            "clients": list(self.clients),
+            "updates_kept": self.updates_kept,
+            "updates_sampled": self.updates_sampled,
+            "update_bytes": self.update_bytes,
+        }
 
 
 @dataclass(frozen=True)
@@ -82,16 +155,29 @@ class GroundTruth:
         partition: dataset indices held by each client (int64 tensors).
         rounds: per-round truth, aligned with ``Transcript.rounds``.
         properties: per-sample boolean property flags of the dataset.
+        record_truth: ``"all"`` (every sampled client's update and sample order) or
+            ``"targets"`` (only the clients scoring reads; see :class:`RoundTruth`).
     """
 
     partition: tuple[Tensor, ...]
     rounds: tuple[RoundTruth, ...]
     properties: Mapping[str, Tensor] = field(default_factory=dict)
+    record_truth: RecordTruth = "all"
 
     def client_property_fraction(self, name: str, client_id: int) -> float:
         """Return the fraction of ``client_id``'s samples that carry property ``name``."""
         flags = self.properties[name][self.partition[client_id]]
         return float(flags.float().mean()) if len(flags) else 0.0
+
+    def kept(self) -> TruthKept:
+        """Return how much per-round truth this transcript holds, for reports."""
+        return TruthKept(
+            record_truth=self.record_truth,
+            clients=tuple(sorted({c for r in self.rounds for c in r.recorded_ids})),
+            updates_kept=sum(len(r.recorded_ids) for r in self.rounds),
+            updates_sampled=sum(len(r.client_ids) for r in self.rounds),
+            update_bytes=sum(r.updates.numel() * r.updates.element_size() for r in self.rounds),
+        )
 
 
 @dataclass(frozen=True)

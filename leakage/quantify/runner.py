@@ -200,9 +200,13 @@ def _settings(spec: DeploymentSpec, job: Job, audit: AuditSpec | None) -> Simula
             algorithm="fedsgd", local_epochs=1, batch_size=1, rounds=audit.trials, partition="target",
             partition_options={"target_size": 2},
         )
+    # Scoring reads the truth of one client only (the audit's two-record target is client 0),
+    # so the transcript keeps no one else's per-round updates.
+    target = 0 if audit is not None else spec.target
     return SimulationSettings(
         n_clients=deployment.n_clients, clients_per_round=deployment.clients_per_round, dropout=deployment.dropout,
-        scheme=job.scheme, scheme_options=dict(spec.scheme_options.get(job.scheme, {})), seed=job.seed, **options,
+        scheme=job.scheme, scheme_options=dict(spec.scheme_options.get(job.scheme, {})), seed=job.seed,
+        record_truth="targets", truth_clients=(target,), **options,
     )
 
 

@@ -11,6 +11,7 @@ from leakage.checks import require_bool, require_choice, require_in_interval, re
 from leakage.errors import ConfigError
 from leakage.plain_data import plain_data
 from leakage.simulation.local_training import LOSSES, LossName
+from leakage.transcript import RECORD_TRUTH, RecordTruth
 
 __all__ = ["ALGORITHMS", "CLIENT_SAMPLINGS", "Algorithm", "SimulationSettings"]
 
@@ -53,7 +54,15 @@ class SimulationSettings:
             options for the registered constructors (``partition_options={"alpha": 0.5}``;
             ``{"property": "high_ink", "fraction": 0.1}`` picks a dataset property). A
             composed scheme takes one table per stage: ``{"secagg": {"clip_range": 1}}``.
-        vectorise: train clients with equal batch shapes together with ``vmap``.
+        vectorise: train clients together with ``vmap`` (``False``: one client at a
+            time, the slow reference).
+        record_truth: which clients' per-round ground truth (true update, sample
+            order) the transcript keeps: ``"all"`` sampled clients (research: any
+            client can be scored), or only the ``"targets"`` in ``truth_clients``, so
+            that a long run does not hold rounds x clients x P floats nobody reads.
+            Partitions and property labels are always kept.
+        truth_clients: the clients whose truth ``"targets"`` keeps (at least one);
+            must be empty under ``"all"``.
     """
 
     dataset: str = "digits"
@@ -77,6 +86,8 @@ class SimulationSettings:
     scheme_options: Mapping[str, Any] = field(default_factory=dict)
     partition_options: Mapping[str, Any] = field(default_factory=dict)
     vectorise: bool = True
+    record_truth: RecordTruth = "all"
+    truth_clients: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("dataset", "model", "partition"):
@@ -117,6 +128,24 @@ class SimulationSettings:
             if not isinstance(getattr(self, name), Mapping):
                 raise ConfigError(f"{name} must be a table of options, got {getattr(self, name)!r}")
         require_bool("vectorise", self.vectorise)
+        require_choice("record_truth", self.record_truth, RECORD_TRUTH)
+        self._check_truth_clients()
+
+    def _check_truth_clients(self) -> None:
+        clients = self.truth_clients
+        if isinstance(clients, (str, bytes)) or not isinstance(clients, (list, tuple)):
+            raise ConfigError(f"truth_clients must be a list of client ids, got {clients!r}")
+        checked = tuple(
+            require_int("truth_clients", client, minimum=0, maximum=self.n_clients - 1) for client in clients
+        )
+        object.__setattr__(self, "truth_clients", tuple(sorted(set(checked))))
+        if self.record_truth == "targets" and not checked:
+            raise ConfigError("truth_clients must name at least one client when record_truth is 'targets', got []")
+        if self.record_truth == "all" and checked:
+            raise ConfigError(
+                f"truth_clients applies only to record_truth='targets' (record_truth='all' keeps every "
+                f"client), got {list(checked)}"
+            )
 
     @property
     def sampled_per_round(self) -> int:

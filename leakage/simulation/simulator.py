@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -22,13 +21,16 @@ from leakage.checks import require_choice
 from leakage.data import Dataset, load_dataset, partition_dataset
 from leakage.errors import ConfigError, NonFiniteUpdateError
 from leakage.models import ParameterLayout, create_model, flatten_parameters
-from leakage.seeding import Stream, hashed_permutations, numpy_rng, torch_generator
+from leakage.seeding import Stream, numpy_rng, torch_generator
 from leakage.simulation.batches import batch_schedule
-from leakage.simulation.local_training import (
-    LossFunction,
-    make_loss,
-    train_client,
-    train_clients_vectorised,
+from leakage.simulation.local_training import make_loss, make_weighted_loss, mixes_samples
+from leakage.simulation.round_training import (
+    LocalTraining,
+    OrderGroup,
+    PartitionIndex,
+    cut_batches,
+    orders_by_client,
+    sample_orders,
 )
 from leakage.simulation.settings import SimulationSettings
 from leakage.transcript import GroundTruth, RoundRecord, RoundTruth, Transcript
@@ -36,9 +38,6 @@ from leakage.transcript import GroundTruth, RoundRecord, RoundTruth, Transcript
 __all__ = ["Simulator", "simulate"]
 
 logger = logging.getLogger(__name__)
-
-# Size of one [clients, P] block that a single vmap call produces.
-_CHUNK_BYTES = 16 << 20
 
 
 class Simulator:
@@ -75,18 +74,27 @@ class Simulator:
             **settings.model_options,
         )
         layout = ParameterLayout.of(model)
-        scheme.prepare(self._deployment(partition, layout.num_parameters, dataset.num_classes))
+        index = PartitionIndex.of(partition)
+        scheme.prepare(self._deployment(index, layout.num_parameters, dataset.num_classes))
         if self.settings.loss == "taylor_logistic" and dataset.num_classes != 2:
             raise ConfigError(
                 f"loss 'taylor_logistic' needs a two-class dataset; {dataset.name!r} has {dataset.num_classes} classes"
             )
-        loss = make_loss(model, self.settings.loss)
+        training = LocalTraining(
+            loss=make_loss(model, settings.loss),
+            weighted_loss=make_weighted_loss(model, settings.loss),
+            layout=layout,
+            lr=settings.lr,
+            schedule=self._order_schedule,
+            vectorise=settings.vectorise,
+            can_pad=not mixes_samples(model),
+        )
         initial_params = flatten_parameters(model)
         params = initial_params
         records: list[RoundRecord] = []
         truths: list[RoundTruth] = []
         for round_index in tqdm(range(settings.rounds), desc="rounds", disable=not show_progress):
-            record, truth = self._run_round(round_index, params, dataset, partition, loss, layout, scheme)
+            record, truth = self._run_round(round_index, params, dataset, partition, index, training, scheme)
             records.append(record)
             truths.append(truth)
             params = record.params_after
@@ -107,14 +115,16 @@ class Simulator:
                 partition=tuple(partition),
                 rounds=tuple(truths),
                 properties=dict(dataset.properties),
+                record_truth=settings.record_truth,
             ),
         )
 
-    def _deployment(self, partition: Sequence[Tensor], num_parameters: int, num_classes: int) -> Deployment:
+    def _deployment(self, index: PartitionIndex, num_parameters: int, num_classes: int) -> Deployment:
         settings = self.settings
-        sizes = [len(indices) for indices in partition]
+        sizes = index.sizes.tolist()
         if settings.algorithm == "fedsgd":  # a FedSGD update weighs the batch it was computed on
-            sizes = [self._samples_read(size) for size in sizes]
+            read = {size: self._samples_read(size) for size in set(sizes)}
+            sizes = [read[size] for size in sizes]
         return Deployment(
             n_clients=settings.n_clients,
             clients_per_round=settings.sampled_per_round,
@@ -156,36 +166,27 @@ class Simulator:
             rng = numpy_rng(settings.seed, Stream.SAMPLING, round_index)
             sampled = np.sort(rng.choice(settings.n_clients, settings.clients_per_round, replace=False))
         drops = numpy_rng(settings.seed, Stream.DROPOUT, round_index).random(len(sampled))
-        dropped = frozenset(int(c) for c, u in zip(sampled, drops, strict=True) if u < settings.dropout)
-        return tuple(int(c) for c in sampled), dropped
+        dropped = frozenset(sampled[drops < settings.dropout].tolist())
+        return tuple(sampled.tolist()), dropped
 
     def _sample_orders(
-        self, round_index: int, client_ids: tuple[int, ...], partition: Sequence[Tensor]
-    ) -> dict[int, Tensor]:
-        """Per client, the dataset indices it trains on this round, in order of use.
+        self, round_index: int, client_ids: tuple[int, ...], index: PartitionIndex
+    ) -> list[OrderGroup]:
+        """The dataset indices each client trains on this round, in order of use, grouped by length.
 
         FedSGD takes a random batch of ``batch_size`` of the client's samples (all of
         them if it holds fewer); FedAvg concatenates one fresh shuffle per local epoch.
         Each client's shuffles depend only on (seed, round, client, epoch).
         """
         settings = self.settings
-        by_size: dict[int, list[int]] = defaultdict(list)
-        for client in client_ids:
-            by_size[len(partition[client])].append(client)
-        orders: dict[int, Tensor] = {}
-        epochs = 1 if settings.algorithm == "fedsgd" else settings.local_epochs
-        for count, clients in by_size.items():
-            ids = np.asarray(clients)
-            shuffles = [
-                hashed_permutations(settings.seed, (Stream.LOCAL_DATA, round_index, epoch), ids, count)
-                for epoch in range(epochs)
-            ]
-            positions = torch.from_numpy(np.concatenate(shuffles, axis=1))
-            positions = positions[:, : self._samples_read(count)]  # FedSGD reads one batch of the shuffle
-            local = torch.stack([partition[c] for c in clients])
-            chosen = torch.gather(local, 1, positions)
-            orders.update(zip(clients, chosen.unbind(0), strict=True))
-        return orders
+        return sample_orders(
+            settings.seed,
+            round_index,
+            client_ids,
+            index,
+            epochs=1 if settings.algorithm == "fedsgd" else settings.local_epochs,
+            samples_read=self._samples_read,
+        )
 
     def _schedule(self, num_samples: int) -> list[slice]:
         """The local steps of a client holding ``num_samples`` samples (see :func:`batch_schedule`)."""
@@ -213,14 +214,14 @@ class Simulator:
         params: Tensor,
         dataset: Dataset,
         partition: Sequence[Tensor],
-        loss: LossFunction,
-        layout: ParameterLayout,
+        index: PartitionIndex,
+        training: LocalTraining,
         scheme: AggregationScheme,
     ) -> tuple[RoundRecord, RoundTruth]:
         settings = self.settings
         client_ids, dropped = self._sample_clients(round_index)
-        orders = self._sample_orders(round_index, client_ids, partition)
-        updates, first_losses = self._train(loss, layout, params, dataset, client_ids, orders)
+        groups = self._sample_orders(round_index, client_ids, index)
+        updates, first_losses = training.run(params, dataset, groups, len(client_ids))
         # One reduction instead of an elementwise mask: NaN and Inf propagate into sums.
         row_sums = updates.sum(dim=1)
         if not bool(torch.isfinite(row_sums).all()):
@@ -231,8 +232,14 @@ class Simulator:
                     f"round {round_index}: update of client {client} contains NaN or Inf "
                     f"(lr={settings.lr} may be too large)"
                 )
-        counted = partition if settings.algorithm == "fedavg" else orders
-        weights = torch.tensor([counted[c].shape[0] for c in client_ids], dtype=torch.float64)
+        ids = np.asarray(client_ids, dtype=np.int64)
+        if settings.algorithm == "fedavg":  # a FedAvg update weighs the client's data, FedSGD's its batch
+            counted = index.sizes[ids]
+        else:
+            counted = np.zeros(len(client_ids), dtype=np.int64)
+            for group in groups:
+                counted[group.rows.numpy()] = group.length
+        weights = torch.from_numpy(counted.astype(np.float64))
         public: dict[str, Any] = {
             "algorithm": settings.algorithm,
             "lr": settings.lr,
@@ -243,6 +250,13 @@ class Simulator:
             "loss": settings.loss,
         }
         public.update(scheme.public_parameters())
+        if scheme.needs_client_batches:
+            orders = orders_by_client(groups, client_ids)
+            client_batches = {
+                c: cut_batches(orders[c], self._order_schedule(len(orders[c])), dataset) for c in client_ids
+            }
+        else:
+            client_batches = {}
         context = RoundContext(
             round_index=round_index,
             is_final_round=round_index == settings.rounds - 1,
@@ -255,15 +269,12 @@ class Simulator:
             public=public,
             client_data={c: partition[c] for c in client_ids},
             generator=torch_generator(settings.seed, Stream.SCHEME, round_index),
-            client_batches=(
-                {c: _cut(orders[c], self._order_schedule(len(orders[c])), dataset) for c in client_ids}
-                if scheme.needs_client_batches
-                else {}
-            ),
+            client_batches=client_batches,
         )
         outcome = scheme.run_round(context)
         survivors = outcome.survivors
-        arrived_losses = first_losses[[context.row(c) for c in survivors]]
+        # client_ids and survivors are both sorted
+        arrived_losses = first_losses[torch.from_numpy(np.searchsorted(ids, np.asarray(survivors, dtype=np.int64)))]
         metrics = {"train_loss": float(arrived_losses.mean()) if survivors else float("nan")}
         metrics.update(outcome.metrics)
         round_public = {**public, **outcome.public}
@@ -281,73 +292,37 @@ class Simulator:
             views=outcome.views,
             metrics=metrics,
         )
-        truth = RoundTruth(
+        return record, self._truth(round_index, client_ids, updates, weights, groups)
+
+    def _truth(
+        self,
+        round_index: int,
+        client_ids: tuple[int, ...],
+        updates: Tensor,
+        weights: Tensor,
+        groups: Sequence[OrderGroup],
+    ) -> RoundTruth:
+        """The round's ground truth: every sampled client's, or only the ``truth_clients``' copied out."""
+        if self.settings.record_truth == "all":
+            return RoundTruth(
+                round_index=round_index,
+                client_ids=client_ids,
+                updates=updates,
+                weights=weights,
+                sample_order=orders_by_client(groups, client_ids),
+                recorded_ids=client_ids,
+            )
+        targets = frozenset(self.settings.truth_clients)
+        rows = [row for row, client in enumerate(client_ids) if client in targets]
+        return RoundTruth(
             round_index=round_index,
             client_ids=client_ids,
-            updates=updates,
+            # indexing copies the few rows: a view would keep the whole [C, P] block alive
+            updates=updates[rows],
             weights=weights,
-            sample_order=orders,
+            sample_order=orders_by_client(groups, client_ids, targets),
+            recorded_ids=tuple(client_ids[row] for row in rows),
         )
-        return record, truth
-
-    def _train(
-        self,
-        loss: LossFunction,
-        layout: ParameterLayout,
-        params: Tensor,
-        dataset: Dataset,
-        client_ids: tuple[int, ...],
-        orders: Mapping[int, Tensor],
-    ) -> tuple[Tensor, Tensor]:
-        """Return ``(updates [C, P], first_losses [C])`` in the order of ``client_ids``."""
-        groups: dict[int, list[int]] = defaultdict(list)
-        for row, client in enumerate(client_ids):
-            groups[len(orders[client])].append(row)
-        # Bound each vmap call's temporaries (per-client gradients, activations): small
-        # blocks are recycled by the allocator, large ones cost fresh pages every call.
-        chunk = max(1, _CHUNK_BYTES // (params.numel() * params.element_size()))
-        updates = torch.empty(len(client_ids), params.numel(), dtype=params.dtype)
-        first_losses = torch.empty(len(client_ids))
-        for order_length, rows in groups.items():
-            schedule = self._order_schedule(order_length)
-            if self.settings.vectorise and len(rows) > 1:
-                for start in range(0, len(rows), chunk):
-                    part = rows[start : start + chunk]
-                    stacked = torch.stack([orders[client_ids[r]] for r in part])
-                    batches = _cut(stacked, schedule, dataset)
-                    if part[-1] - part[0] == len(part) - 1:  # consecutive rows: write in place
-                        _, first = train_clients_vectorised(
-                            loss, layout, params, batches, lr=self.settings.lr,
-                            out=updates[part[0] : part[-1] + 1],
-                        )
-                    else:
-                        delta, first = train_clients_vectorised(loss, layout, params, batches, lr=self.settings.lr)
-                        updates[torch.tensor(part)] = delta
-                    first_losses[torch.tensor(part)] = first
-            else:
-                for row in rows:
-                    order = orders[client_ids[row]]
-                    batches = _cut(order, schedule, dataset)
-                    delta, first = train_client(loss, layout, params, batches, lr=self.settings.lr)
-                    updates[row] = delta
-                    first_losses[row] = first
-        return updates, first_losses
-
-
-def _cut(order: Tensor, schedule: Sequence[slice], dataset: Dataset) -> list[tuple[Tensor, Tensor]]:
-    """Cut index ``order`` (``[T]`` or ``[C, T]``, every epoch's order concatenated) into the steps' batches.
-
-    ``schedule`` slices each epoch's order and its steps cover the epochs one after the
-    other, so the batches are consecutive runs of ``order`` of the slices' lengths.
-    """
-    batches = []
-    start = 0
-    for step in schedule:
-        stop = start + step.stop - step.start
-        indices = order[..., start:stop]
-        batches.append((dataset.inputs[indices], dataset.targets[indices]))
-        start = stop
-    return batches
 
 
 def simulate(

@@ -254,3 +254,40 @@ def test_a_round_that_samples_nobody_leaves_the_model_unchanged() -> None:
 def test_client_sampling_must_be_fixed_or_poisson() -> None:
     with pytest.raises(ConfigError, match="client_sampling must be one of fixed, poisson, got 'stratified'"):
         simulate(client_sampling="stratified")
+
+
+def test_an_uneven_partition_trains_padded_equal_to_the_loop_and_repeats_bit_for_bit(digits: Dataset) -> None:
+    data = digits.subset(torch.arange(240))
+    options = dict(n_clients=40, partition="quantity", partition_options={"alpha": 1.0}, local_epochs=2,
+                   batch_size=4, rounds=2, dropout=0.1)
+    sizes = {len(indices) for indices in simulate(dataset=data, **{**options, "rounds": 1}).truth.partition}
+
+    vectorised = _run(data, **options)
+    again = _run(data, **options)
+    loop = _run(data, vectorise=False, **options)
+
+    assert len(sizes) > 10  # many sizes: most clients train padded
+    _assert_same_transcript(vectorised, again, exact=True)
+    _assert_same_transcript(vectorised, loop, exact=False)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"record_truth": "some"}, "record_truth must be one of all, targets, got 'some'"),
+        ({"record_truth": "targets"}, r"truth_clients must name at least one client when record_truth is 'targets'"),
+        ({"record_truth": "targets", "truth_clients": [6]}, r"truth_clients must be an integer in \[0, 5\], got 6"),
+        ({"record_truth": "targets", "truth_clients": 1}, "truth_clients must be a list of client ids, got 1"),
+        ({"truth_clients": [1]}, r"truth_clients applies only to record_truth='targets'"),
+    ],
+)
+def test_record_truth_settings_are_checked(tiny_digits: Dataset, overrides, message) -> None:
+    with pytest.raises(ConfigError, match=message):
+        _run(tiny_digits, **overrides)
+
+
+def test_truth_clients_are_kept_sorted_and_once_in_the_resolved_settings(tiny_digits: Dataset) -> None:
+    transcript = _run(tiny_digits, rounds=1, record_truth="targets", truth_clients=[4, 1, 4])
+
+    assert transcript.settings["record_truth"] == "targets" and transcript.settings["truth_clients"] == [1, 4]
+    assert transcript.truth.rounds[0].recorded_ids == (1, 4)
