@@ -128,7 +128,7 @@ def plain_idlg(
 
     for _ in range(steps):
         optimizer.step(closure)  # type: ignore[no-untyped-call]
-        if float(closure()) < 1e-6:
+        if float(closure().detach()) < 1e-6:
             break
     return dummy.detach(), label, evaluations
 
