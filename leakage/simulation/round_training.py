@@ -223,7 +223,7 @@ class LocalTraining:
                 continue
             exact += [g for g in members if g.rows.numel() >= _EXACT_GROUP_CLIENTS]
             small = [g for g in members if g.rows.numel() < _EXACT_GROUP_CLIENTS]
-            if sum(g.rows.numel() for g in small) > 1:
+            if len(small) > 1:  # one length alone needs no padding
                 padded.append(small)
             else:
                 exact += small

@@ -101,3 +101,14 @@ def test_orders_hold_every_sample_once_per_epoch_and_follow_the_rows(digits: Dat
         own = torch.arange(starts[client], starts[client + 1])
         for epoch in order.view(2, sizes[client]):
             assert torch.equal(epoch.sort().values, own)
+
+
+def test_large_groups_stay_exact_and_a_lone_small_length_needs_no_padding(digits: Dataset) -> None:
+    params, groups, vectorised, _ = _round(digits, [5] * 20 + [6] * 20 + [7] * 2, batch_size=4, epochs=1)
+    _, mixed_groups, mixed, _ = _round(digits, [5] * 20 + [6, 7, 7], batch_size=4, epochs=1)
+
+    exact, padded = vectorised._plan(groups)
+    mixed_exact, mixed_padded = mixed._plan(mixed_groups)
+
+    assert padded == [] and sorted(g.length for g in exact) == [5, 6, 7]
+    assert [g.length for g in mixed_exact] == [5] and [sorted(g.length for g in b) for b in mixed_padded] == [[6, 7]]
