@@ -82,8 +82,8 @@ class DLGAttack(Attack):
         warm_start: ``"auto"`` starts the first restart from the recursive inversion
             (:func:`attacks.warm_start.invert_recursively`) where it applies (one sample, a
             chain of linear/convolutional layers with invertible activations), ``"rgap"``
-            requires it, ``"none"`` starts from noise. ``details["warm_start"]`` says
-            whether it ran.
+            requires it, ``"none"`` starts from noise. ``details["warm_start"]`` is 1.0
+            where it ran, and ``details["warm_start_seconds"]`` what it cost.
     """
 
     name = "dlg"
@@ -126,7 +126,9 @@ class DLGAttack(Attack):
         precisions = ("float32", "float64") if self.dtype == "mixed" else (self.dtype,)
         draw_dtype = _DTYPES[precisions[-1]]
         low, high = knowledge.bounds(observed.to(draw_dtype))
+        warm_started = time.perf_counter()
         warm = self._warm_start(observation, knowledge)
+        warm_seconds = time.perf_counter() - warm_started
         shape = (knowledge.num_samples, *knowledge.input_shape)
         logits_shape = (knowledge.num_samples, knowledge.num_classes)
         with _fast_float32_convolutions(device):
@@ -173,7 +175,7 @@ class DLGAttack(Attack):
             objective_evals=evals,
             seconds=time.perf_counter() - started,
             converged=value < self.tolerance,
-            details={"warm_start": float(warm is not None)},
+            details={"warm_start": float(warm is not None), "warm_start_seconds": warm_seconds},
         )
 
     def _warm_start(self, observation: Observation, knowledge: Knowledge) -> Tensor | None:
@@ -197,7 +199,11 @@ class DLGAttack(Attack):
                 )
             return None
         estimate = invert_recursively(knowledge.model, knowledge.input_shape, observation.params, observation.value)
-        return estimate if bool(torch.isfinite(estimate).all()) else None
+        if not bool(torch.isfinite(estimate).all()):  # e.g. an all-zero classifier gradient
+            if self.warm_start == "rgap":
+                raise ThreatModelError("the recursive inversion gave non-finite inputs (is the gradient all zeros?)")
+            return None
+        return estimate
 
     def _matching(
         self,
