@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -22,6 +24,54 @@ def test_batched_restarts_follow_exactly_the_one_at_a_time_loop(digits) -> None:
 
     assert torch.allclose(torch.tensor(batched.restarts), torch.tensor(looped.restarts), atol=1e-5)
     assert torch.allclose(batched.inputs, looped.inputs, atol=1e-4)
+
+
+def test_batched_restarts_keep_each_restarts_own_batch_statistics() -> None:
+    # the paper's ConvNet normalises with batch statistics: under vmap every restart's
+    # candidate batch must get its own, exactly as the one-at-a-time loop computes them
+    full = load_dataset("sample_patches")
+    patches = replace(full.subset(torch.arange(2)), inputs=full.inputs[:2, :, :12, :12])  # small crops keep it quick
+    model = create_model(
+        "convnet", input_shape=patches.input_shape, num_classes=10, generator=torch.Generator().manual_seed(0),
+        variant="geiping", width=2,
+    )
+    observation = _observation(model, patches.inputs, patches.targets)
+    knowledge = Knowledge.from_dataset(patches, model, num_samples=2)
+
+    batched = create_attack("inverting_gradients", iterations=8, restarts=3, batched=True).run(observation, knowledge)
+    looped = create_attack("inverting_gradients", iterations=8, restarts=3, batched=False).run(observation, knowledge)
+
+    assert torch.allclose(torch.tensor(batched.restarts), torch.tensor(looped.restarts), atol=1e-5)
+    assert torch.allclose(batched.inputs, looped.inputs, atol=1e-4)
+    assert len(set(batched.restarts)) == 3  # three different searches, not one repeated
+
+
+def test_batch_norm_running_statistics_are_ignored_as_in_the_clients_training_step(digits) -> None:
+    def network(track_running_stats: bool) -> torch.nn.Sequential:
+        torch_generator = torch.Generator().manual_seed(3)
+        model = torch.nn.Sequential(
+            torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.BatchNorm2d(4, track_running_stats=track_running_stats),
+            torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(4 * 64, 10),
+        )
+        with torch.no_grad():
+            for parameter in model.parameters():
+                parameter.copy_(torch.randn(parameter.shape, generator=torch_generator) * 0.3)
+        return model
+
+    client = network(track_running_stats=True).train()  # a user's model: running buffers, batch statistics in training
+    observation = _observation(client, digits.inputs[:2], digits.targets[:2])
+    stale = network(track_running_stats=True).eval()  # the attacker's copy arrives with unrelated buffers, in eval mode
+    stale[1].running_mean.fill_(5.0)
+    stale[1].running_var.fill_(9.0)
+    plain = network(track_running_stats=False)
+    attack = create_attack("inverting_gradients", iterations=20, restarts=2)
+
+    from_stale = attack.run(observation, Knowledge.from_dataset(digits, stale, num_samples=2))
+    from_plain = attack.run(observation, Knowledge.from_dataset(digits, plain, num_samples=2))
+
+    assert from_stale.restarts == from_plain.restarts
+    assert torch.equal(from_stale.inputs, from_plain.inputs)
+    assert float(stale[1].running_mean[0]) == 5.0 and not stale.training  # the caller's model is left as it was
 
 
 def test_inverting_gradients_recovers_a_digit_and_keeps_it_in_the_box(digits) -> None:
