@@ -126,6 +126,7 @@ def test_a_killed_worker_is_retried_and_the_report_equals_an_undisturbed_run(
     undisturbed = _leakage(lab, str(spec), "--out", str(tmp_path / "undisturbed"))  # the mark exists: no crash now
 
     assert disturbed.returncode == 0, disturbed.stderr
+    assert undisturbed.returncode == 0, undisturbed.stderr
     assert (Path(lab["FAULTS_DIR"]) / "crashed").exists()  # a worker really died
     assert "Traceback" not in disturbed.stderr
     assert _comparable(tmp_path / "disturbed") == _comparable(tmp_path / "undisturbed")
@@ -189,6 +190,7 @@ def test_an_interrupted_run_resumes_to_the_same_report_running_only_the_missing_
     undisturbed = _leakage(lab, str(spec), "--out", str(tmp_path / "undisturbed"))
 
     assert resumed.returncode == 0, resumed.stderr
+    assert undisturbed.returncode == 0, undisturbed.stderr
     assert f"resuming: {finished} of 6 jobs already finished" in resumed.stdout
     run = json.loads((out / "report.json").read_text())["run"]
     assert run == {"planned": 6, "resumed": finished, "ran": 6 - finished, "retried": 0, "failed": 0}
