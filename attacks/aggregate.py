@@ -32,7 +32,7 @@ class AggregateAttack(HistoryAttack[UpdateEstimate]):
     """Return the participants' mean update of every round whose model change the observer saw.
 
     >>> from leakage import simulate
-    >>> transcript = simulate(n_clients=3, rounds=2, batch_size=2, scheme="secagg")
+    >>> transcript = simulate(n_clients=3, rounds=2, algorithm="fedsgd", batch_size=2, scheme="secagg")
     >>> estimate = AggregateAttack().run(transcript.views_of("server"))
     >>> [(item.round_index, item.count) for item in estimate.recovered]
     [(0, 3), (1, 3)]

@@ -109,7 +109,7 @@ class LossThresholdAttack(MembershipAttack):
     >>> from leakage import load_dataset, simulate
     >>> from leakage.models import create_model
     >>> data = load_dataset("digits")
-    >>> run = simulate(n_clients=2, rounds=1, batch_size=4)
+    >>> run = simulate(n_clients=2, rounds=1, algorithm="fedsgd", batch_size=4)
     >>> net = create_model("mlp", input_shape=data.input_shape, num_classes=10, generator=torch.Generator())
     >>> known = Knowledge.from_dataset(data, net, candidates=data.subset(torch.arange(5)))
     >>> LossThresholdAttack().run(run.views_of("public"), known).scores.shape

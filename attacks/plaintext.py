@@ -31,7 +31,7 @@ class PlaintextAttack(HistoryAttack[UpdateEstimate]):
     """Return every plaintext upload in the server's or an eavesdropper's views, one per client and round.
 
     >>> from leakage import simulate
-    >>> transcript = simulate(n_clients=3, rounds=1, batch_size=2, scheme="plain")
+    >>> transcript = simulate(n_clients=3, rounds=1, algorithm="fedsgd", batch_size=2, scheme="plain")
     >>> estimate = PlaintextAttack().run(transcript.views_of("server"))
     >>> truth = transcript.truth.rounds[0].update_of(2)
     >>> bool(torch.equal(estimate.observation(2).value, truth.double()))

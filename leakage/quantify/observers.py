@@ -36,7 +36,7 @@ def observer_views(transcript: Transcript, kind: ObserverKind | str, target: int
     is every client but ``target``, pooling their views.
 
     >>> from leakage import simulate
-    >>> observer_views(simulate(n_clients=3, rounds=1), "participant", 0)[0]
+    >>> observer_views(simulate(n_clients=3, rounds=1, algorithm="fedsgd"), "participant", 0)[0]
     'client:1'
     """
     n_clients = len(transcript.truth.partition)
