@@ -12,7 +12,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
@@ -422,7 +421,7 @@ def test_failed_write_leaves_the_existing_report_intact(tmp_path: Path, monkeypa
     assert [path.name for path in tmp_path.iterdir()] == ["report.html"]
 
 
-def test_a_hundred_rows_with_images_stay_small_and_fast() -> None:
+def test_a_hundred_rows_with_images_stay_small() -> None:
     report = _report()
     rows = []
     for index in range(100):
@@ -432,13 +431,10 @@ def test_a_hundred_rows_with_images_stay_small_and_fast() -> None:
         rows.append(row)
     report["results"] = rows
 
-    started = time.perf_counter()
     page = render_html_report(report)
-    elapsed = time.perf_counter() - started
 
     assert len(page.encode("utf-8")) < 2_000_000
     assert len(_embedded_pngs(page)) == 100 + 1 + 2 + 2  # grids, the sweep, utility and ROC per deployment
-    assert elapsed < 20.0
 
 
 def _section(page: str, anchor: str) -> str:
