@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 from collections.abc import Sequence
 from typing import Literal, TypeVar
 
@@ -19,6 +20,7 @@ from leakage.errors import ConfigError
 __all__ = [
     "require_bool",
     "require_choice",
+    "require_device",
     "require_in_interval",
     "require_int",
     "require_nonnegative_float",
@@ -179,6 +181,37 @@ def require_in_interval(
         interval = f"{'[' if closed_low else '('}{_bound(low)}, {_bound(high)}{']' if closed_high else ')'}"
         raise ConfigError(f"{name} must be {what} in {interval}, got {value!r}")
     return number
+
+
+_DEVICE = re.compile(r"cpu|cuda(:[0-9]+)?")
+
+
+def require_device(name: str, value: object) -> str:
+    """Return ``value`` if it names a torch device present here (``"cpu"``, ``"cuda"``, ``"cuda:N"``).
+
+    A GPU asked for where torch finds none is refused here, before any work starts,
+    rather than when the first tensor moves.
+
+    >>> require_device("device", "cpu")
+    'cpu'
+    >>> require_device("device", "gpu")
+    Traceback (most recent call last):
+    ...
+    leakage.errors.ConfigError: device must be 'cpu', 'cuda' or 'cuda:N', got 'gpu'
+    """
+    if not isinstance(value, str) or not _DEVICE.fullmatch(value):
+        raise ConfigError(f"{name} must be 'cpu', 'cuda' or 'cuda:N', got {value!r}")
+    if value.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(f"{name} {value!r} needs a CUDA GPU, and torch finds none here; use 'cpu'")
+        index = int(value.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise ConfigError(
+                f"{name} {value!r} does not exist: this machine has {torch.cuda.device_count()} CUDA device(s)"
+            )
+    return value
 
 
 def _finite_float(value: object) -> float | None:

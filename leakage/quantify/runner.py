@@ -193,7 +193,7 @@ def _settings(spec: DeploymentSpec, job: Job, audit: AuditSpec | None) -> Simula
         "dataset": task.dataset, "dataset_options": task.dataset_options, "model": task.model,
         "model_options": task.model_options, "partition": task.partition, "partition_options": task.partition_options,
         "algorithm": task.algorithm, "local_epochs": task.local_epochs, "batch_size": task.batch_size, "lr": task.lr,
-        "rounds": task.rounds, "loss": task.loss,
+        "rounds": task.rounds, "loss": task.loss, "device": task.device,
     }
     if audit is not None:  # each round is one trial of the game: the target draws one of its two records
         options.update(

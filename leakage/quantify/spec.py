@@ -19,7 +19,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from leakage.checks import require_choice, require_in_interval, require_int, require_positive_float
+from leakage.checks import (
+    require_choice,
+    require_device,
+    require_in_interval,
+    require_int,
+    require_positive_float,
+)
 from leakage.errors import ConfigError
 from leakage.plain_data import plain_data
 
@@ -63,6 +69,7 @@ class TaskSpec:
     rounds: int = 2
     loss: Literal["cross_entropy", "taylor_logistic"] = "cross_entropy"
     test_fraction: float = 0.2
+    device: str = "cpu"
 
 
 @dataclass(frozen=True)
@@ -253,6 +260,7 @@ def _task(value: object) -> TaskSpec:
     rounds = require_int("spec.task.rounds", table.get("rounds", defaults.rounds), minimum=1)
     test_fraction = table.get("test_fraction", defaults.test_fraction)
     test_fraction = require_in_interval("spec.task.test_fraction", test_fraction, 0, 1, inclusive="left")
+    device = require_device("spec.task.device", table.get("device", defaults.device))
     options = {
         key: _table(f"spec.task.{key}", table.get(key, {}))
         for key in ("dataset_options", "model_options", "partition_options")
@@ -260,7 +268,7 @@ def _task(value: object) -> TaskSpec:
     return TaskSpec(
         dataset=dataset, model=model, partition=partition, algorithm=algorithm,  # type: ignore[arg-type]
         local_epochs=local_epochs, batch_size=batch_size, lr=lr, rounds=rounds, loss=loss,  # type: ignore[arg-type]
-        test_fraction=test_fraction, **options,
+        test_fraction=test_fraction, device=device, **options,
     )
 
 

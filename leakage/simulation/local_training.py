@@ -144,7 +144,7 @@ def train_client(
         on the first batch before any step.
     """
     delta = torch.zeros_like(params)
-    first_loss = torch.tensor(float("nan"))
+    first_loss = torch.tensor(float("nan"), device=params.device)
     for index, (inputs, targets) in enumerate(batches):
         local = (params + delta if index else params).detach().requires_grad_(True)
         value = loss(layout.unflatten(local), inputs, targets)
@@ -238,7 +238,7 @@ def _vectorised_sgd(
     arguments = len(batches[0])
     start = layout.unflatten(params)
     if out is None:
-        out = torch.empty(clients, layout.num_parameters, dtype=params.dtype)
+        out = torch.empty(clients, layout.num_parameters, dtype=params.dtype, device=params.device)
     # The updates accumulate in place in ``out``: each parameter's block of columns,
     # viewed with the parameter's shape, is that parameter's running delta. Gradients
     # stay per parameter: concatenating them into one [C, P] block would cost a copy.
@@ -273,8 +273,8 @@ def _local_buffers(
     buffers = {}
     for name, value in start.items():
         kept = None if workspace is None else workspace.get(name)
-        if kept is None or kept.shape[0] < clients or kept.dtype != dtype:
-            kept = torch.empty(clients, *value.shape, dtype=dtype)
+        if kept is None or kept.shape[0] < clients or kept.dtype != dtype or kept.device != value.device:
+            kept = torch.empty(clients, *value.shape, dtype=dtype, device=value.device)
             if workspace is not None:
                 workspace[name] = kept
         buffers[name] = kept[:clients]

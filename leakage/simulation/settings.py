@@ -7,7 +7,14 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, get_args
 
 from leakage.aggregation.base import ClientSampling
-from leakage.checks import require_bool, require_choice, require_in_interval, require_int, require_positive_float
+from leakage.checks import (
+    require_bool,
+    require_choice,
+    require_device,
+    require_in_interval,
+    require_int,
+    require_positive_float,
+)
 from leakage.errors import ConfigError
 from leakage.plain_data import plain_data
 from leakage.simulation.local_training import LOSSES, LossName
@@ -63,6 +70,9 @@ class SimulationSettings:
             Partitions and property labels are always kept.
         truth_clients: the clients whose truth ``"targets"`` keeps (at least one);
             must be empty under ``"all"``.
+        device: where clients train: ``"cpu"``, or ``"cuda"`` / ``"cuda:N"`` where a GPU
+            is present. Models, views and truth stay on the CPU either way; a GPU run
+            agrees with a CPU run to float rounding, not bit for bit.
     """
 
     dataset: str = "digits"
@@ -88,6 +98,7 @@ class SimulationSettings:
     vectorise: bool = True
     record_truth: RecordTruth = "all"
     truth_clients: tuple[int, ...] = ()
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         for name in ("dataset", "model", "partition"):
@@ -130,6 +141,7 @@ class SimulationSettings:
         require_bool("vectorise", self.vectorise)
         require_choice("record_truth", self.record_truth, RECORD_TRUTH)
         self._check_truth_clients()
+        require_device("device", self.device)
 
     def _check_truth_clients(self) -> None:
         clients = self.truth_clients

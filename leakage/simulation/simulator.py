@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -80,14 +81,17 @@ class Simulator:
             raise ConfigError(
                 f"loss 'taylor_logistic' needs a two-class dataset; {dataset.name!r} has {dataset.num_classes} classes"
             )
+        device = torch.device(settings.device)
+        trained = model if device.type == "cpu" else copy.deepcopy(model).to(device)
         training = LocalTraining(
-            loss=make_loss(model, settings.loss),
-            weighted_loss=make_weighted_loss(model, settings.loss),
+            loss=make_loss(trained, settings.loss),
+            weighted_loss=make_weighted_loss(trained, settings.loss),
             layout=layout,
             lr=settings.lr,
             schedule=self._order_schedule,
             vectorise=settings.vectorise,
             can_pad=not mixes_samples(model),
+            device=device,
         )
         initial_params = flatten_parameters(model)
         params = initial_params

@@ -65,6 +65,7 @@ def test_the_built_in_default_spec_compares_six_schemes_on_two_and_a_hundred_cli
         ("task.dataset", "imagenet", "spec.task.dataset must be one of adult, binary_features"),
         ("task.model", "vgg", "spec.task.model must be one of"),
         ("task.partition", "shards", "spec.task.partition must be one of"),
+        ("task.device", "gpu", "spec.task.device must be .cpu., .cuda. or .cuda:N., got .gpu."),
         ("task.algorithm", "sgd", "spec.task.algorithm must be one of fedsgd, fedavg, got 'sgd'"),
         ("task.loss", "hinge", "spec.task.loss must be one of cross_entropy, taylor_logistic"),
         ("task.local_epochs", 3, "spec.task.local_epochs must be 1 for fedsgd"),
