@@ -26,6 +26,7 @@ are timed alternately ``repeats`` times and the medians and their ratio are prin
 
 One torch thread. Usage:
 python benchmarks/inverting_gradients.py [--quick] [--device cpu|cuda] [--geiping-width 16]
+[--parts quality,restarts]
 """
 
 from __future__ import annotations
@@ -151,7 +152,14 @@ def main() -> None:
         "--geiping-width", type=int, default=16,
         help="width w of the geiping ConvNet (the model's default is 32; 16 keeps a CPU run under an hour)",
     )
+    parser.add_argument(
+        "--parts", default="quality,restarts",
+        help="comma-separated parts to run: quality (PSNR over seeds), restarts (batched vs one at a time)",
+    )
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
+    if not parts or not parts <= {"quality", "restarts"}:
+        parser.error(f"--parts: choose from quality, restarts; got {args.parts!r}")
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device is available on this machine")
     device = torch.device(args.device)
@@ -163,14 +171,19 @@ def main() -> None:
         {"variant": "geiping", "width": args.geiping_width, "batch_norm": False},
     ]
     seeds, iterations = (2, 100) if args.quick else (5, 1000)
-    rows = [quality(patches, options, seeds=seeds, iterations=iterations, device=device) for options in variants]
+    rows = [
+        quality(patches, options, seeds=seeds, iterations=iterations, device=device)
+        for options in variants
+        if "quality" in parts
+    ]
     speedups = [
         restarts_speedup(
             patches, options, restarts=8, iterations=5 if args.quick else 20, repeats=1 if args.quick else 3, device=device
         )
         for options in variants
+        if "restarts" in parts
     ]
-    print(json.dumps({"quality": rows, "restarts_speedup": speedups}, indent=1))
+    print(json.dumps({"device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu", "quality": rows, "restarts_speedup": speedups}, indent=1))
 
 
 if __name__ == "__main__":

@@ -26,7 +26,12 @@ bytes held by the truth alone (no view references them), and the peak RSS. Under
 under ``mpc`` no view holds an update and ``"targets"`` frees the round's block.
 ``end_to_end`` times 1000 clients x 20 FedSGD rounds on all of ``digits`` (wall seconds).
 
-Usage: python benchmarks/simulation.py [--quick]
+``--device cuda`` trains the clients on the GPU, both the vectorised simulator and its
+per-client loop (``LocalTraining`` with ``device``), and the reference loop's modules too;
+the speed-ups are then wall-clock (``speedup_wall``; CPU seconds only count the launches),
+and the ``record_truth`` runs, which measure CPU memory, are left out.
+
+Usage: python benchmarks/simulation.py [--quick] [--device cpu|cuda]
 """
 
 from __future__ import annotations
@@ -47,6 +52,20 @@ SAMPLES_PER_CLIENT = 8
 CLIENT_COUNTS = (10, 100, 1000)
 ALGORITHMS = ("fedsgd", "fedavg")
 ROUNDS = 3
+DEVICE = "cpu"  # set from --device in every child process
+
+
+def _synchronised(function: Callable[[], object]) -> Callable[[], object]:
+    """``function``, returning only once the device has finished the work it queued."""
+    if DEVICE == "cpu":
+        return function
+
+    def run() -> object:
+        result = function()
+        torch.cuda.synchronize()
+        return result
+
+    return run
 
 
 def _settings(n_clients: int, algorithm: str) -> dict[str, Any]:
@@ -63,11 +82,13 @@ def _settings(n_clients: int, algorithm: str) -> dict[str, Any]:
         partition="iid",
         partition_options={"samples_per_client": SAMPLES_PER_CLIENT, "replacement": replacement},
         seed=0,
+        device=DEVICE,
     )
 
 
 def _best_of(sides: dict[str, Callable[[], object]], *, min_cpu_seconds: float) -> dict[str, tuple[float, float]]:
     """Best ``(cpu, wall)`` seconds per call of each side, interleaved until each has spent ``min_cpu_seconds``."""
+    sides = {label: _synchronised(function) for label, function in sides.items()}
     for function in sides.values():
         function()  # warm up
     best = {label: (float("inf"), float("inf")) for label in sides}
@@ -96,7 +117,7 @@ def _one_round_of_training(n_clients: int, algorithm: str) -> tuple[Any, tuple[A
         captured.append((self, args))
         return original(self, *args)
 
-    LocalTraining.run = recording  # type: ignore[method-assign]
+    LocalTraining.run = recording  # type: ignore[method-assign,assignment]
     try:
         Simulator(SimulationSettings(rounds=1, **_settings(n_clients, algorithm))).run()
     finally:
@@ -122,6 +143,7 @@ def _training(n_clients: int, algorithm: str) -> dict[str, Any]:
         "loop_updates_per_cpu_s": round(n_clients / best["loop"][0], 1),
         "speedup": round(best["loop"][0] / best["vectorised"][0], 2),
         "speedup_wall": round(best["loop"][1] / best["vectorised"][1], 2),
+        "vectorised_round_wall_ms": round(best["vectorised"][1] * 1000, 2),
         "max_abs_difference": float((vectorised_updates - loop_updates).abs().max()),
         "max_abs_difference_first_loss": float((vectorised_losses - loop_losses).abs().max()),
         "max_abs_update": float(loop_updates.abs().max()),
@@ -146,20 +168,23 @@ def _simulation(n_clients: int, algorithm: str) -> dict[str, Any]:
     }
 
 
-def _reference_loop(n_clients: int, algorithm: str) -> float:
-    """CPU seconds of one round of a plain per-client nn.Module + SGD loop (same data, same model)."""
+def _reference_loop(n_clients: int, algorithm: str) -> tuple[float, float]:
+    """CPU and wall seconds of one round of a plain per-client nn.Module + SGD loop (same data, same model)."""
     from leakage.data import load_dataset, partition_dataset
     from leakage.models import create_model
     from leakage.seeding import numpy_rng
 
     settings = _settings(n_clients, algorithm)
+    device = torch.device(DEVICE)
     dataset = load_dataset("digits")
+    inputs, targets = dataset.inputs.to(device), dataset.targets.to(device)
     parts = partition_dataset(
         "iid", dataset.targets, n_clients, rng=numpy_rng(0, 0), **settings["partition_options"]
     )
     generator = torch.Generator().manual_seed(0)
-    global_model = create_model("mlp", input_shape=dataset.input_shape, num_classes=10, generator=generator)
-    local_model = create_model("mlp", input_shape=dataset.input_shape, num_classes=10, generator=generator)
+    global_model = create_model("mlp", input_shape=dataset.input_shape, num_classes=10, generator=generator).to(device)
+    local_model = create_model("mlp", input_shape=dataset.input_shape, num_classes=10, generator=generator).to(device)
+    parts = [indices.to(device) for indices in parts]
     loss_fn = torch.nn.CrossEntropyLoss()
     batch = SAMPLES_PER_CLIENT if algorithm == "fedsgd" else 4
 
@@ -169,23 +194,23 @@ def _reference_loop(n_clients: int, algorithm: str) -> float:
         for indices in parts:
             local_model.load_state_dict(global_state)
             optimizer = torch.optim.SGD(local_model.parameters(), lr=0.1)
-            order = indices[torch.randperm(len(indices), generator=generator)]
+            order = indices[torch.randperm(len(indices), generator=generator).to(device)]
             for start in range(0, len(order), batch):
                 chosen = order[start : start + batch]
                 optimizer.zero_grad()
-                loss_fn(local_model(dataset.inputs[chosen]), dataset.targets[chosen]).backward()
+                loss_fn(local_model(inputs[chosen]), targets[chosen]).backward()
                 optimizer.step()
             with torch.no_grad():
                 for acc, local, glob in zip(total, local_model.parameters(), global_model.parameters(), strict=True):
                     acc += local - glob
 
-    return _best_of({"reference": one_round}, min_cpu_seconds=1.0)["reference"][0]
+    return _best_of({"reference": one_round}, min_cpu_seconds=1.0)["reference"]
 
 
 def _one_setting(n_clients: int, algorithm: str) -> dict[str, Any]:
     training = _training(n_clients, algorithm)
     simulation = _simulation(n_clients, algorithm)
-    reference = _reference_loop(n_clients, algorithm)
+    reference, reference_wall = _reference_loop(n_clients, algorithm)
     vectorised_round = n_clients / training["vectorised_updates_per_cpu_s"]
     return {
         "n_clients": n_clients,
@@ -195,6 +220,9 @@ def _one_setting(n_clients: int, algorithm: str) -> dict[str, Any]:
         "simulation": simulation,
         "reference_loop_updates_per_cpu_s": round(n_clients / reference, 1),
         "training_speedup_vs_reference_loop": round(reference / vectorised_round, 2),
+        "training_speedup_vs_reference_loop_wall": round(
+            reference_wall / (training["vectorised_round_wall_ms"] / 1000), 2
+        ),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
 
@@ -247,10 +275,10 @@ def _end_to_end() -> dict[str, Any]:
 
     start = time.perf_counter()
     simulate(dataset="digits", model="mlp", n_clients=1000, rounds=20, algorithm="fedsgd",
-             batch_size=None, lr=0.1, seed=0)
+             batch_size=None, lr=0.1, seed=0, device=DEVICE)
     seconds = time.perf_counter() - start
     return {
-        "setting": "1000 clients x 20 rounds, fedsgd, mlp, all of digits (iid)",
+        "setting": f"1000 clients x 20 rounds, fedsgd, mlp, all of digits (iid), on {DEVICE}",
         "seconds": round(seconds, 2),
         "target_seconds": 20,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
@@ -259,7 +287,7 @@ def _end_to_end() -> dict[str, Any]:
 
 def _in_subprocess(*args: str) -> dict[str, Any]:
     output = subprocess.run(
-        [sys.executable, __file__, "--child", *args], check=True, capture_output=True, text=True
+        [sys.executable, __file__, "--device", DEVICE, "--child", *args], check=True, capture_output=True, text=True
     ).stdout
     result: dict[str, Any] = json.loads(output)
     return result
@@ -268,8 +296,13 @@ def _in_subprocess(*args: str) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="only N=10 and N=100, no end-to-end or record_truth runs")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the clients train")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    global DEVICE
+    DEVICE = args.device
+    if DEVICE == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: torch finds no CUDA GPU on this machine")
     torch.set_num_threads(1)
     if args.child:
         if args.child[0] == "record_truth":
@@ -284,10 +317,21 @@ def main() -> None:
     results = [_in_subprocess(str(n), algorithm) for n in counts for algorithm in ALGORITHMS]
     report: dict[str, Any] = {
         "torch_threads": 1,
-        "timing": "CPU seconds of the process, best of interleaved repeats",
+        "device": torch.cuda.get_device_name() if DEVICE == "cuda" else "cpu",
+        "timing": "CPU seconds of the process, best of interleaved repeats"
+        + ("; on cuda read speedup_wall (CPU seconds count only kernel launches)" if DEVICE == "cuda" else ""),
         "speedups": {
             part: {
                 algorithm: {str(r["n_clients"]): r[part]["speedup"] for r in results if r["algorithm"] == algorithm}
+                for algorithm in ALGORITHMS
+            }
+            for part in ("training", "simulation")
+        },
+        "speedups_wall": {
+            part: {
+                algorithm: {
+                    str(r["n_clients"]): r[part]["speedup_wall"] for r in results if r["algorithm"] == algorithm
+                }
                 for algorithm in ALGORITHMS
             }
             for part in ("training", "simulation")
@@ -297,6 +341,7 @@ def main() -> None:
     }
     if not args.quick:
         report["end_to_end"] = _in_subprocess("end_to_end")
+    if not args.quick and DEVICE == "cpu":
         report["record_truth"] = [
             _in_subprocess("record_truth", scheme, record_truth)
             for scheme in ("plain", "mpc")
