@@ -1,4 +1,4 @@
-"""Offline datasets, local-folder loaders for MNIST/CIFAR, and client partitioners.
+"""Offline datasets, local-folder loaders for MNIST/CIFAR, the user's own data, and client partitioners.
 
 Importing this package registers every loader in `DATASETS` and every partitioner
 in `PARTITIONS`.
@@ -11,6 +11,7 @@ in `PARTITIONS`.
 from leakage.data import adult as _adult  # noqa: F401  (registers adult, read from a local or packaged copy)
 from leakage.data import builtin as _builtin  # noqa: F401  (registers the offline datasets)
 from leakage.data import local as _local  # noqa: F401  (registers mnist, cifar10, cifar100)
+from leakage.data import user as _user  # noqa: F401  (registers folder and csv, the user's own data)
 from leakage.data.base import DATASETS, Dataset, load_dataset
 from leakage.data.local import default_data_root
 from leakage.data.partition import PARTITIONS, partition_dataset

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
+import torch
 from torch import Tensor
 
 from leakage.registry import Registry
@@ -42,6 +43,80 @@ class Dataset:
     kind: Literal["image", "tabular"]
     properties: Mapping[str, Tensor] = field(default_factory=dict)
     class_names: tuple[str, ...] = ()
+
+    @classmethod
+    def from_tensors(
+        cls,
+        inputs: Tensor,
+        targets: Tensor,
+        *,
+        name: str = "tensors",
+        num_classes: int | None = None,
+        kind: Literal["image", "tabular"] | None = None,
+        class_names: Sequence[str] = (),
+        properties: Mapping[str, Tensor] | None = None,
+        value_range: tuple[float, float] | None = None,
+        normalise: bool = True,
+    ) -> Dataset:
+        """Return raw ``inputs`` (``[N, C, H, W]`` or ``[N, D]``) and integer ``targets`` as a dataset.
+
+        Normalisation comes from the data itself; see `leakage.data.user.dataset_from_tensors`
+        for every argument and check.
+
+        >>> data = Dataset.from_tensors(torch.tensor([[0.0], [4.0]]), torch.tensor([0, 1]))
+        >>> data.inputs.flatten().tolist(), data.mean.tolist(), data.std.tolist()
+        ([-1.0, 1.0], [2.0], [2.0])
+        """
+        from leakage.data.user import dataset_from_tensors  # imported here: user.py imports this module
+
+        return dataset_from_tensors(
+            inputs,
+            targets,
+            name=name,
+            num_classes=num_classes,
+            kind=kind,
+            class_names=class_names,
+            properties=properties,
+            value_range=value_range,
+            normalise=normalise,
+        )
+
+    @classmethod
+    def from_torch(
+        cls,
+        torch_dataset: torch.utils.data.Dataset[Any],
+        *,
+        name: str = "torch",
+        num_classes: int | None = None,
+        limit: int | None = None,
+        kind: Literal["image", "tabular"] | None = None,
+        class_names: Sequence[str] = (),
+        properties: Mapping[str, Tensor] | None = None,
+        value_range: tuple[float, float] | None = None,
+        normalise: bool = True,
+    ) -> Dataset:
+        """Return the ``(input, label)`` items of a map-style torch dataset as a dataset.
+
+        Inputs are tensors ``[C, H, W]`` / ``[D]`` of raw values or PIL images (scaled to
+        ``[0, 1]``); see `leakage.data.user.dataset_from_torch` for every argument.
+
+        >>> pairs = torch.utils.data.TensorDataset(torch.rand(6, 1, 4, 4), torch.tensor([0, 1] * 3))
+        >>> Dataset.from_torch(pairs, limit=4).input_shape, len(Dataset.from_torch(pairs, limit=4))
+        ((1, 4, 4), 4)
+        """
+        from leakage.data.user import dataset_from_torch  # imported here: user.py imports this module
+
+        return dataset_from_torch(
+            torch_dataset,
+            name=name,
+            num_classes=num_classes,
+            limit=limit,
+            kind=kind,
+            class_names=class_names,
+            properties=properties,
+            value_range=value_range,
+            normalise=normalise,
+        )
 
     @property
     def input_shape(self) -> tuple[int, ...]:
