@@ -124,6 +124,9 @@ def _build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--fresh", action="store_true", help="discard OUT/jobs, even one of another spec or version")
     sc.add_argument("--keep-going", action="store_true",
                     help="run every job even when some fail; the report marks the failed cells")
+    sc.add_argument("--force", action="store_true",
+                    help="run a spec whose estimated time or memory exceeds the preflight's bound "
+                         "(the other preflight checks still run)")
     for name in ("attacks", "datasets", "models", "partitions", "schemes"):
         commands.add_parser(name, help=_COMMANDS[name])
     return parser
@@ -206,7 +209,7 @@ def _score(args: argparse.Namespace) -> int:
         start_worker_server()  # its imports run beside ours, not after them
 
     from leakage.environment import environment_info
-    from leakage.quantify import JobStore, load_spec, plan_jobs, quick_spec, score
+    from leakage.quantify import JobStore, load_spec, plan_jobs, preflight, quick_spec, score
     from leakage.quantify.backends import BACKENDS
     from leakage.quantify.table import format_headlines
 
@@ -219,6 +222,7 @@ def _score(args: argparse.Namespace) -> int:
     if args.out.exists() and not args.out.is_dir():
         raise ConfigError(f"--out must be a folder, got the file {str(args.out)!r}")
     effective = quick_spec(spec) if args.quick else spec
+    preflight(effective, force=args.force, workers=args.jobs)  # before any folder or job: a bad spec costs nothing
     version = str(environment_info().get("leakage", "unknown"))
     store = JobStore.open(args.out / "jobs", effective, version=version, resume=args.resume, fresh=args.fresh)
     planned = len(plan_jobs(effective))

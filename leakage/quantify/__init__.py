@@ -17,6 +17,7 @@ from leakage.quantify.audit import (
 )
 from leakage.quantify.backends import BACKENDS, Backend, JobFailure, JobRun, execute_jobs, failure_error, run_jobs
 from leakage.quantify.observers import ROLES, observer_views
+from leakage.quantify.preflight import DEFAULT_TIME_LIMIT_SECONDS, Estimate, preflight
 from leakage.quantify.report import (
     CSV_COLUMNS,
     HIDES_AT_MOST,
@@ -68,6 +69,7 @@ from leakage.quantify.store import STORE_FORMAT, JobStore, spec_hash
 __all__ = [
     "BACKENDS",
     "CSV_COLUMNS",
+    "DEFAULT_TIME_LIMIT_SECONDS",
     "HIDES_AT_MOST",
     "OBSERVER_KINDS",
     "REPORT_SCHEMA_VERSION",
@@ -81,6 +83,7 @@ __all__ = [
     "Backend",
     "DeploymentSize",
     "DeploymentSpec",
+    "Estimate",
     "Job",
     "JobFailure",
     "JobRun",
@@ -112,6 +115,7 @@ __all__ = [
     "observer_views",
     "parse_spec",
     "plan_jobs",
+    "preflight",
     "quick_spec",
     "run_job",
     "run_jobs",
