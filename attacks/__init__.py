@@ -31,6 +31,7 @@ from attacks.base import (
     ViewerRole,
     create_attack,
 )
+from attacks.batch_norm import BatchStatisticsNorm, use_batch_statistics
 from attacks.binary_records import BinaryRecordsAttack, BinaryRecordsResult
 from attacks.disaggregation import (
     Disaggregation,
@@ -74,6 +75,7 @@ from attacks.round_difference import (
 from attacks.shadow_training import ShadowUpdates, shadow_updates
 
 __all__ = [
+    "BatchStatisticsNorm",
     "ATTACKS",
     "COMBINE_RULES",
     "AggregateAttack",
@@ -123,4 +125,5 @@ __all__ = [
     "shadow_updates",
     "target_observations",
     "total_variation",
+    "use_batch_statistics",
 ]

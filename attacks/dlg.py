@@ -33,6 +33,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from attacks.base import ATTACKS, Attack, AttackResult, Knowledge, Observation
+from attacks.batch_norm import use_batch_statistics
 from attacks.labels import recover_labels
 from attacks.lbfgs import minimize_lbfgs
 from attacks.objective import make_single_upload_function, observed_target
@@ -216,7 +217,7 @@ class DLGAttack(Attack):
     ) -> _Matching:
         """Return the objective over the flat unknowns (inputs, then DLG's label logits) in ``dtype``."""
         device = observation.params.device
-        model = copy.deepcopy(knowledge.model).to(device=device, dtype=dtype)
+        model = use_batch_statistics(copy.deepcopy(knowledge.model)).to(device=device, dtype=dtype)
         upload = make_single_upload_function(replace(knowledge, model=model))
         layout = ParameterLayout.of(model)
         # leaves that require grad once, instead of on every evaluation

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from leakage.errors import ConfigError
-from leakage.models import ParameterLayout
+from leakage.models import BufferLayout, ParameterLayout
 from leakage.transcript import (
     TRANSCRIPT_FORMAT,
     GroundTruth,
@@ -56,6 +56,8 @@ def transcript_to_data(transcript: Transcript) -> dict[str, Any]:
             "public": dict(r.public),
             "views": {name: view.to_dict() for name, view in r.views.items()},
             "metrics": dict(r.metrics),
+            "buffers_before": r.buffers_before,
+            "buffers_after": r.buffers_after,
         }
         for r in transcript.rounds
     ]
@@ -66,6 +68,8 @@ def transcript_to_data(transcript: Transcript) -> dict[str, Any]:
             "settings": dict(transcript.settings),
             "layout": transcript.layout.to_dict(),
             "initial_params": transcript.initial_params,
+            "buffer_layout": transcript.buffer_layout.to_dict(),
+            "initial_buffers": transcript.initial_buffers,
             "rounds": rounds,
             "truth": {
                 "partition": list(truth.partition),
@@ -105,6 +109,8 @@ def transcript_from_data(data: Mapping[str, Any]) -> Transcript:
             public=r["public"],
             views={name: RoundView.from_dict(view) for name, view in r["views"].items()},
             metrics=r["metrics"],
+            buffers_before=r.get("buffers_before", torch.zeros(0)),
+            buffers_after=r.get("buffers_after", torch.zeros(0)),
         )
         for r in data["rounds"]
     )
@@ -132,4 +138,6 @@ def transcript_from_data(data: Mapping[str, Any]) -> Transcript:
         initial_params=data["initial_params"],
         rounds=rounds,
         truth=truth,
+        buffer_layout=BufferLayout.from_dict(data["buffer_layout"]) if "buffer_layout" in data else BufferLayout(),
+        initial_buffers=data.get("initial_buffers", torch.zeros(0)),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -11,7 +12,8 @@ from typing import Any, Literal, get_args
 import torch
 from torch import Tensor, nn
 
-from leakage.models import ParameterLayout, create_model, load_flat_parameters
+from leakage.errors import ConfigError
+from leakage.models import BufferLayout, ParameterLayout, create_model, load_flat_buffers, load_flat_parameters
 from leakage.views import RoundView
 
 __all__ = [
@@ -44,6 +46,9 @@ class RoundRecord:
         public: the round's public parameters (lr, local steps, batch size, weights...).
         views: one view per observer that saw anything this round.
         metrics: simulation diagnostics (mean local training loss), not seen by observers.
+        buffers_before, buffers_after: the global model's buffers (batch-norm running
+            statistics) before and after the round, flat float32 ``[B]``; empty for a
+            model without buffers.
     """
 
     round_index: int
@@ -55,6 +60,8 @@ class RoundRecord:
     public: Mapping[str, object]
     views: Mapping[str, RoundView]
     metrics: Mapping[str, float] = field(default_factory=dict)
+    buffers_before: Tensor = field(default_factory=lambda: torch.zeros(0))
+    buffers_after: Tensor = field(default_factory=lambda: torch.zeros(0))
 
     @property
     def dropped(self) -> tuple[int, ...]:
@@ -190,6 +197,11 @@ class Transcript:
         initial_params: global model before round 0, flat ``[P]``.
         rounds: one record per round.
         truth: ground truth, kept apart from the views.
+        buffer_layout: names, shapes and dtypes of the model's buffers in the flat
+            buffer vectors (empty for a model without buffers).
+        initial_buffers: the global model's buffers before round 0, flat ``[B]``.
+        architecture: the user's model object when the simulation was given one (not
+            saved with the transcript); :meth:`build_model` copies it.
     """
 
     settings: Mapping[str, Any]
@@ -197,6 +209,9 @@ class Transcript:
     initial_params: Tensor
     rounds: tuple[RoundRecord, ...]
     truth: GroundTruth
+    buffer_layout: BufferLayout = field(default_factory=BufferLayout)
+    initial_buffers: Tensor = field(default_factory=lambda: torch.zeros(0))
+    architecture: nn.Module | None = field(default=None, repr=False, compare=False)
 
     @property
     def final_params(self) -> Tensor:
@@ -211,20 +226,41 @@ class Transcript:
         """Return every observer name that saw something in any round, sorted."""
         return sorted({name for record in self.rounds for name in record.views})
 
-    def build_model(self, params: Tensor | None = None) -> nn.Module:
-        """Return a fresh model of the simulated architecture holding ``params``.
+    @property
+    def final_buffers(self) -> Tensor:
+        """The released final model's buffers, flat ``[B]`` (empty without buffers)."""
+        return self.rounds[-1].buffers_after if self.rounds else self.initial_buffers
+
+    def build_model(self, params: Tensor | None = None, buffers: Tensor | None = None) -> nn.Module:
+        """Return a fresh model of the simulated architecture holding ``params`` and ``buffers``.
 
         Args:
             params: a flat ``[P]`` vector; the final global model when ``None``.
+            buffers: a flat ``[B]`` buffer vector; when ``None``, the final model's
+                buffers with the final parameters, else the initial ones.
+
+        Raises:
+            ConfigError: the simulation was given a model object, which a loaded
+                transcript does not hold (an import path or registered name rebuilds).
         """
         settings = self.settings
-        model = create_model(
-            str(settings["model"]),
-            input_shape=tuple(settings["input_shape"]),
-            num_classes=int(settings["num_classes"]),
-            generator=torch.Generator().manual_seed(0),
-            **dict(settings.get("model_options", {})),
-        )
+        if self.architecture is not None:
+            model = copy.deepcopy(self.architecture)
+        else:
+            name = str(settings["model"])
+            if name.startswith("<"):
+                raise ConfigError(f"this transcript's model {name!r} was a Python object; it cannot be rebuilt")
+            model = create_model(
+                name,
+                input_shape=tuple(settings["input_shape"]),
+                num_classes=int(settings["num_classes"]),
+                generator=torch.Generator().manual_seed(0),
+                **dict(settings.get("model_options", {})),
+            )
+        if buffers is None:
+            buffers = self.final_buffers if params is None else self.initial_buffers
+        if buffers.numel():
+            load_flat_buffers(model, buffers)
         return load_flat_parameters(model, self.final_params if params is None else params)
 
     def save(self, path: str | os.PathLike[str]) -> None:

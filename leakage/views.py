@@ -88,7 +88,7 @@ def parse_client_observer(observer: str) -> int:
 
 # -- what an observer holds itself: RoundView.own ------------------------------------
 
-OwnKey = Literal["update", "sent", "data_indices", "clipped_values", "model_share"]
+OwnKey = Literal["update", "sent", "data_indices", "clipped_values", "model_share", "buffers"]
 
 OWN_KEYS: Mapping[OwnKey, str] = MappingProxyType[OwnKey, str](
     {
@@ -102,13 +102,15 @@ OWN_KEYS: Mapping[OwnKey, str] = MappingProxyType[OwnKey, str](
         "client:<id> under secagg and secagg+",
         "model_share": "the model share kept by the computing party the server runs, ring words as int64 [P']; "
         "server under mpc with the secureml backend",
+        "buffers": "the participant's model buffers after its local training (batch-norm running statistics), "
+        "float32 [B], sent with its update; client:<id> for a model with buffers, wherever it holds its update",
     }
 )
 """Every key of ``RoundView.own``: what the value is, and which observers get it."""
 
 # -- what arrived: RoundView.received -------------------------------------------------
 
-SenderKind = Literal["update", "ciphertext", "keys", "masked", "unmask"]
+SenderKind = Literal["update", "buffers", "ciphertext", "keys", "masked", "unmask"]
 """Messages filed per sender, as ``"<kind>:client:<id>"`` (see :func:`sender_key`)."""
 ReceivedKind = Literal["aggregate", "public_context", "share", SenderKind]
 _SENDER_KINDS: tuple[SenderKind, ...] = get_args(SenderKind)
@@ -122,6 +124,8 @@ RECEIVED_KEYS: Mapping[str, str] = MappingProxyType(
         "under he",
         "update:client:<id>": "a client's upload in the clear, [P] (clipped under dp, transformed under client "
         "mechanisms); server and eavesdropper under plain and dp",
+        "buffers:client:<id>": "a client's model buffers after its local training, float32 [B], sent in the "
+        "clear beside its update as FL frameworks send a state_dict; wherever update:client:<id> arrives",
         "ciphertext:client:<id>": "a client's encrypted upload [n u, n], bytes; server and eavesdropper under he",
         "keys:client:<id>": "a client's advertised public keys, bytes; server, eavesdropper and every client "
         "under secagg and secagg+",
@@ -393,6 +397,10 @@ class RoundView:
         public: public parameters of the round this observer was told (learning
             rate, local steps, batch size, aggregation weights, scheme parameters:
             :data:`PUBLIC_KEYS`).
+        buffers_before, buffers_after: the global model's buffers (batch-norm running
+            statistics, flat float32 ``[B]``) broadcast and released with
+            ``params_before`` and ``params_after``; ``None`` where the observer did not
+            get that model, or the model has no buffers.
 
     Raises:
         ValueError: a key of ``own``, ``received`` or ``public`` is not declared.
@@ -406,6 +414,8 @@ class RoundView:
     own: Mapping[str, Tensor] = field(default_factory=dict)
     participants: frozenset[int] = frozenset()
     public: Mapping[str, PublicValue] = field(default_factory=dict)
+    buffers_before: Tensor | None = None
+    buffers_after: Tensor | None = None
 
     def __post_init__(self) -> None:
         check_view_keys(self.observer, self.own, self.received, self.public)
@@ -451,6 +461,8 @@ class RoundView:
             "own": dict(self.own),
             "participants": sorted(self.participants),
             "public": dict(self.public),
+            "buffers_before": self.buffers_before,
+            "buffers_after": self.buffers_after,
         }
 
     @classmethod
@@ -465,6 +477,8 @@ class RoundView:
             own=dict(data["own"]),
             participants=frozenset(int(c) for c in data["participants"]),
             public=dict(data["public"]),
+            buffers_before=data.get("buffers_before"),
+            buffers_after=data.get("buffers_after"),
         )
 
 

@@ -16,6 +16,7 @@ from torch import nn
 
 from leakage.checks import require_bool, require_choice
 from leakage.errors import ConfigError
+from leakage.models.user import build_user_model, is_import_path
 from leakage.registry import Registry
 
 __all__ = ["MODELS", "create_model"]
@@ -41,7 +42,9 @@ def create_model(
     """Build the registered model ``name`` for inputs of ``input_shape`` and ``num_classes``.
 
     Args:
-        name: a name in ``MODELS`` (``logreg``, ``mlp``, ``lenet``, ``convnet``, ``resnet18``).
+        name: a name in ``MODELS`` (``logreg``, ``mlp``, ``lenet``, ``convnet``, ``resnet18``),
+            or an import path ``"module:callable"`` of the user's own builder (see
+            :mod:`leakage.models.user`), whose own initialisation is kept.
         input_shape: one input without the batch dimension: ``[C, H, W]`` or ``[D]``.
         num_classes: number of output logits.
         generator: draws the initial weights.
@@ -56,6 +59,11 @@ def create_model(
         raise ConfigError(f"num_classes must be >= 2, got {num_classes}")
     if not input_shape or any(int(size) < 1 for size in input_shape):
         raise ConfigError(f"input_shape must be non-empty and positive, got {input_shape}")
+    if is_import_path(name):  # the user's own builder: its initialisation is kept
+        return build_user_model(
+            name, input_shape=tuple(int(s) for s in input_shape), num_classes=int(num_classes), generator=generator,
+            options=options,
+        )
     model: nn.Module = MODELS.create(name, tuple(int(s) for s in input_shape), int(num_classes), **options)
     _initialize(model, generator, scheme=_INIT_SCHEMES.get(name, "default"))
     return model

@@ -7,6 +7,12 @@ samples (batches padded to one shape, the padding weighted 0 in the loss), and
 ``train_client`` runs one client. All return the *update* ``delta = theta_local -
 theta_global`` as a flat vector, accumulated step by step as ``delta <- delta - lr *
 grad`` so that a single step gives exactly ``-lr * grad``.
+
+A model with buffers (batch normalisation's running statistics) trains in training
+mode as a client does: each step normalises with its batch's statistics and moves the
+running statistics. Give ``buffers`` (per client, stacked ``[C, ...]``, or one client's
+for ``train_client``): they are updated in place, so after training they hold each
+client's buffers as it would send them.
 """
 
 from __future__ import annotations
@@ -136,8 +142,11 @@ def train_client(
     batches: Sequence[tuple[Tensor, Tensor]],
     *,
     lr: float,
+    buffers: dict[str, Tensor] | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Run SGD on one client's ``batches`` starting from the flat ``params`` ``[P]``.
+
+    ``buffers`` (the client's copy of the model's buffers) are updated in place.
 
     Returns:
         ``(update [P], first_loss [])``: the local model minus ``params``, and the loss
@@ -147,7 +156,8 @@ def train_client(
     first_loss = torch.tensor(float("nan"), device=params.device)
     for index, (inputs, targets) in enumerate(batches):
         local = (params + delta if index else params).detach().requires_grad_(True)
-        value = loss(layout.unflatten(local), inputs, targets)
+        named = layout.unflatten(local)
+        value = loss({**named, **buffers} if buffers else named, inputs, targets)
         (gradient,) = torch.autograd.grad(value, local)
         delta.add_(gradient, alpha=-lr)
         if index == 0:
@@ -164,6 +174,7 @@ def train_clients_vectorised(
     lr: float,
     out: Tensor | None = None,
     workspace: MutableMapping[str, Tensor] | None = None,
+    buffers: dict[str, Tensor] | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Run SGD on ``C`` clients at once; step ``s`` uses ``batches[s]``.
 
@@ -179,11 +190,12 @@ def train_clients_vectorised(
         out: optional ``[C, P]`` tensor (a view is fine) that receives the updates.
         workspace: optional buffers kept between calls for the local parameters of
             later steps (filled on first use), so repeated calls allocate less.
+        buffers: the model's buffers per client, ``[C, ...]`` each, updated in place.
 
     Returns:
         ``(updates [C, P], first_losses [C])``; ``updates`` is ``out`` when given.
     """
-    return _vectorised_sgd(loss, layout, params, batches, lr=lr, out=out, workspace=workspace)
+    return _vectorised_sgd(loss, layout, params, batches, lr=lr, out=out, workspace=workspace, buffers=buffers)
 
 
 def train_clients_masked(
@@ -232,10 +244,13 @@ def _vectorised_sgd(
     lr: float,
     out: Tensor | None,
     workspace: MutableMapping[str, Tensor] | None,
+    buffers: dict[str, Tensor] | None = None,
 ) -> tuple[Tensor, Tensor]:
     """SGD over stacked per-client parameters: ``loss(params, *batches[s])`` per client and step."""
     clients = batches[0][0].shape[0]
     arguments = len(batches[0])
+    if buffers:  # per-client buffers ride along as a batched argument the steps update in place
+        return _vectorised_sgd_with_buffers(loss, layout, params, batches, lr=lr, out=out, buffers=buffers)
     start = layout.unflatten(params)
     if out is None:
         out = torch.empty(clients, layout.num_parameters, dtype=params.dtype, device=params.device)
@@ -264,6 +279,42 @@ def _vectorised_sgd(
             for name, gradient in later_step(local, *arrays).items():
                 delta[name].add_(gradient.detach(), alpha=-lr)
     return out, first_losses.detach()
+
+
+def _vectorised_sgd_with_buffers(
+    loss: Callable[..., Tensor],
+    layout: ParameterLayout,
+    params: Tensor,
+    batches: Sequence[tuple[Tensor, ...]],
+    *,
+    lr: float,
+    out: Tensor | None,
+    buffers: dict[str, Tensor],
+) -> tuple[Tensor, Tensor]:
+    """:func:`_vectorised_sgd` for a model with buffers: each client's ``[C, ...]`` buffers move in place."""
+    clients = batches[0][0].shape[0]
+    arguments = len(batches[0])
+    if out is None:
+        out = torch.empty(clients, layout.num_parameters, dtype=params.dtype, device=params.device)
+
+    def with_buffers(named: dict[str, Tensor], state: dict[str, Tensor], *batch: Tensor) -> Tensor:
+        return loss({**named, **state}, *batch)
+
+    start = layout.unflatten(params)
+    first_step = vmap(grad_and_value(with_buffers), in_dims=(None, 0) + (0,) * arguments)
+    gradients, first_losses = first_step(start, buffers, *batches[0])
+    torch.mul(_flat(gradients, layout).detach(), -lr, out=out)
+    if len(batches) > 1:
+        later_step = vmap(grad(with_buffers), in_dims=(0, 0) + (0,) * arguments)
+        for arrays in batches[1:]:
+            local = layout.unflatten(params.unsqueeze(0) + out)
+            out.add_(_flat(later_step(local, buffers, *arrays), layout).detach(), alpha=-lr)
+    return out, first_losses.detach()
+
+
+def _flat(named: dict[str, Tensor], layout: ParameterLayout) -> Tensor:
+    """``[C, P]`` from per-parameter ``[C, *shape]`` tensors, in layout order."""
+    return torch.cat([named[name].reshape(named[name].shape[0], -1) for name in layout.names], dim=1)
 
 
 def _local_buffers(

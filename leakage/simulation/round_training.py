@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 from leakage.data import Dataset
-from leakage.models import ParameterLayout
+from leakage.models import BufferLayout, ParameterLayout
 from leakage.seeding import Stream, hashed_permutations
 from leakage.simulation.local_training import (
     LossFunction,
@@ -160,6 +160,8 @@ class LocalTraining:
             normalisation), so that clients of different lengths may share a call.
         device: where the clients train (the losses' model must live there too); the
             dataset is copied there once, and the round's updates come back to the CPU.
+        buffer_layout: the model's buffers (batch-norm running statistics), which each
+            client's training moves; empty for a model without buffers.
     """
 
     loss: LossFunction
@@ -170,18 +172,59 @@ class LocalTraining:
     vectorise: bool
     can_pad: bool
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    buffer_layout: BufferLayout = field(default_factory=BufferLayout)
     # local-parameter buffers reused by every vmap call of the simulation
     _workspace: dict[str, Tensor] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def run(
-        self, params: Tensor, dataset: Dataset, groups: Sequence[OrderGroup], num_clients: int
+        self,
+        params: Tensor,
+        dataset: Dataset,
+        groups: Sequence[OrderGroup],
+        num_clients: int,
+        *,
+        buffers: Tensor | None = None,
+        client_buffers: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
-        """Return ``(updates [C, P], first_losses [C])`` of the round, rows in client order, on the CPU."""
+        """Return ``(updates [C, P], first_losses [C])`` of the round, rows in client order, on the CPU.
+
+        For a model with buffers, pass the global ``buffers`` (flat ``[B]``) and a
+        ``client_buffers`` tensor ``[C, B]`` that receives each client's buffers after
+        its local training.
+        """
+        if self.buffer_layout.num_entries and (buffers is None or client_buffers is None):
+            raise ValueError("a model with buffers trains with buffers= and client_buffers= given")
         if self.device.type == "cuda":
+            on_device = None if client_buffers is None else client_buffers.to(self.device)
             with _full_float32():
-                updates, first_losses = self._run(params.to(self.device), self._on_device(dataset), groups, num_clients)
+                updates, first_losses = self._run(
+                    params.to(self.device), self._on_device(dataset), groups, num_clients,
+                    None if buffers is None else buffers.to(self.device), on_device,
+                )
+            if client_buffers is not None and on_device is not None:
+                client_buffers.copy_(on_device)
             return updates.cpu(), first_losses.cpu()
-        return self._run(params, dataset, groups, num_clients)
+        return self._run(params, dataset, groups, num_clients, buffers, client_buffers)
+
+    def _client_state(self, buffers: Tensor | None, clients: int) -> dict[str, Tensor] | None:
+        """Each of ``clients`` clients' own copy of the global buffers, ``[clients, ...]`` per buffer."""
+        if buffers is None or not self.buffer_layout.num_entries:
+            return None
+        return {
+            name: value.unsqueeze(0).repeat(clients, *([1] * value.dim()))
+            for name, value in self.buffer_layout.unflatten(buffers).items()
+        }
+
+    def _keep_state(self, client_buffers: Tensor | None, rows: Tensor | int, state: dict[str, Tensor] | None) -> None:
+        """Write clients' buffers after training into their rows of ``client_buffers``."""
+        if client_buffers is None or state is None:
+            return
+        names = self.buffer_layout.names
+        flat = torch.cat([state[n].reshape(state[n].shape[0], -1).to(client_buffers.dtype) for n in names], dim=1)
+        if isinstance(rows, int):
+            client_buffers[rows] = flat[0]
+        else:
+            client_buffers.index_copy_(0, rows.to(client_buffers.device), flat)
 
     def _on_device(self, dataset: Dataset) -> Dataset:
         """``dataset`` with its inputs and targets on :attr:`device`, copied once per dataset."""
@@ -193,7 +236,13 @@ class LocalTraining:
         return replace(dataset, inputs=self._workspace["dataset.inputs"], targets=self._workspace["dataset.targets"])
 
     def _run(
-        self, params: Tensor, dataset: Dataset, groups: Sequence[OrderGroup], num_clients: int
+        self,
+        params: Tensor,
+        dataset: Dataset,
+        groups: Sequence[OrderGroup],
+        num_clients: int,
+        buffers: Tensor | None = None,
+        client_buffers: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         updates = torch.empty(num_clients, params.numel(), dtype=params.dtype, device=params.device)
         first_losses = torch.empty(num_clients, device=params.device)
@@ -204,19 +253,26 @@ class LocalTraining:
             schedule = self.schedule(group.length)
             if group.rows.numel() == 1 or not self.vectorise:
                 for row, order in zip(group.rows.tolist(), group.orders, strict=True):
+                    state = self._client_state(buffers, 1)
+                    own = None if state is None else {name: value[0] for name, value in state.items()}
                     update, first = train_client(
-                        self.loss, self.layout, params, cut_batches(order, schedule, dataset), lr=self.lr
+                        self.loss, self.layout, params, cut_batches(order, schedule, dataset), lr=self.lr,
+                        buffers=own,
                     )
                     updates[row], first_losses[row] = update, first
+                    self._keep_state(client_buffers, row, state)
                 continue
             for start in range(0, group.rows.numel(), chunk):
                 rows = group.rows[start : start + chunk]
                 batches = cut_batches(group.orders[start : start + chunk], schedule, dataset)
                 out = _consecutive(updates, rows)
+                state = self._client_state(buffers, rows.numel())
                 delta, first = train_clients_vectorised(
-                    self.loss, self.layout, params, batches, lr=self.lr, out=out, workspace=self._workspace
+                    self.loss, self.layout, params, batches, lr=self.lr, out=out, workspace=self._workspace,
+                    buffers=state,
                 )
                 _store(updates, first_losses, rows, delta if out is None else None, first)
+                self._keep_state(client_buffers, rows, state)
         for bucket in padded:
             rows, lengths, orders = _merge(bucket)
             for start in range(0, rows.numel(), chunk):
@@ -232,7 +288,7 @@ class LocalTraining:
 
     def _plan(self, groups: Sequence[OrderGroup]) -> tuple[list[OrderGroup], list[list[OrderGroup]]]:
         """Split the groups into those trained exactly and buckets of groups padded together."""
-        if not (self.vectorise and self.can_pad):
+        if not (self.vectorise and self.can_pad) or self.buffer_layout.num_entries:
             return list(groups), []
         buckets: dict[tuple[int, int], list[OrderGroup]] = defaultdict(list)
         for group in groups:

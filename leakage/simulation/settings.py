@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, get_args
@@ -33,7 +34,8 @@ class SimulationSettings:
 
     Attributes:
         dataset: registry name in ``leakage.data.DATASETS``.
-        model: registry name in ``leakage.models.MODELS``.
+        model: registry name in ``leakage.models.MODELS``, or an import path
+            ``"module:callable"`` of the user's builder (its initialisation is kept).
         n_clients: clients in the population.
         clients_per_round: clients sampled each round (the expected number under
             Poisson sampling); ``None`` samples all of them.
@@ -70,6 +72,8 @@ class SimulationSettings:
             Partitions and property labels are always kept.
         truth_clients: the clients whose truth ``"targets"`` keeps (at least one);
             must be empty under ``"all"``.
+        checkpoint: a ``state_dict`` file (read with ``weights_only=True``) holding the
+            starting weights and buffers; its keys and shapes must match the model.
         device: where clients train: ``"cpu"``, or ``"cuda"`` / ``"cuda:N"`` where a GPU
             is present. Models, views and truth stay on the CPU either way; a GPU run
             agrees with a CPU run to float rounding, not bit for bit.
@@ -99,6 +103,7 @@ class SimulationSettings:
     record_truth: RecordTruth = "all"
     truth_clients: tuple[int, ...] = ()
     device: str = "cpu"
+    checkpoint: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("dataset", "model", "partition"):
@@ -142,6 +147,10 @@ class SimulationSettings:
         require_choice("record_truth", self.record_truth, RECORD_TRUTH)
         self._check_truth_clients()
         require_device("device", self.device)
+        if self.checkpoint is not None:
+            if not isinstance(self.checkpoint, (str, os.PathLike)) or not str(self.checkpoint):
+                raise ConfigError(f"checkpoint must be a file path or None, got {self.checkpoint!r}")
+            object.__setattr__(self, "checkpoint", str(self.checkpoint))
 
     def _check_truth_clients(self) -> None:
         clients = self.truth_clients

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from leakage.aggregation import (
@@ -21,9 +21,19 @@ from leakage.aggregation import (
 from leakage.checks import require_choice
 from leakage.data import Dataset, load_dataset, partition_dataset
 from leakage.errors import ConfigError, NonFiniteUpdateError
-from leakage.models import ParameterLayout, create_model, flatten_parameters
+from leakage.models import (
+    BufferLayout,
+    ParameterLayout,
+    build_user_model,
+    create_model,
+    flatten_buffers,
+    flatten_parameters,
+    load_checkpoint,
+    model_label,
+)
 from leakage.seeding import Stream, numpy_rng, torch_generator
 from leakage.simulation.batches import batch_schedule
+from leakage.simulation.buffers import aggregate_buffers, views_with_buffers
 from leakage.simulation.local_training import make_loss, make_weighted_loss, mixes_samples
 from leakage.simulation.round_training import (
     LocalTraining,
@@ -48,6 +58,9 @@ class Simulator:
         settings: the deployment.
         dataset: an already loaded dataset to use instead of ``settings.dataset``.
         scheme: a configured scheme to use instead of ``settings.scheme``.
+        model: the user's model instead of ``settings.model``: an ``nn.Module`` (copied;
+            its weights and buffers are the starting point) or a callable taking
+            ``input_shape``, ``num_classes`` and the model options.
     """
 
     def __init__(
@@ -56,10 +69,31 @@ class Simulator:
         *,
         dataset: Dataset | None = None,
         scheme: AggregationScheme | None = None,
+        model: nn.Module | Callable[..., nn.Module] | None = None,
     ) -> None:
         self.settings = settings
         self._dataset = dataset
         self._scheme = scheme
+        self._model = model
+
+    def build_model(self, dataset: Dataset) -> nn.Module:
+        """The starting global model: built (a user's keeps its own initialisation), then the checkpoint loaded."""
+        settings = self.settings
+        generator = torch_generator(settings.seed, Stream.MODEL_INIT)
+        shape, classes = dataset.input_shape, dataset.num_classes
+        if self._model is not None:
+            model = build_user_model(
+                self._model, input_shape=shape, num_classes=classes, generator=generator,
+                options=settings.model_options,
+            )
+        else:
+            model = create_model(
+                settings.model, input_shape=shape, num_classes=classes, generator=generator, **settings.model_options
+            )
+        if settings.checkpoint is not None:
+            load_checkpoint(model, settings.checkpoint)
+        _check_float_parameters(model)
+        return model.train()  # clients train in training mode (batch statistics, moving buffers)
 
     def run(self, *, show_progress: bool = False) -> Transcript:
         """Simulate every round; same settings and seed give the same transcript, bit for bit."""
@@ -67,14 +101,9 @@ class Simulator:
         dataset = self._dataset or load_dataset(settings.dataset, **settings.dataset_options)
         scheme = self._scheme or create_scheme(settings.scheme, **settings.scheme_options)
         partition = self._partition(dataset)
-        model = create_model(
-            settings.model,
-            input_shape=dataset.input_shape,
-            num_classes=dataset.num_classes,
-            generator=torch_generator(settings.seed, Stream.MODEL_INIT),
-            **settings.model_options,
-        )
+        model = self.build_model(dataset)
         layout = ParameterLayout.of(model)
+        buffer_layout = BufferLayout.of(model)
         index = PartitionIndex.of(partition)
         scheme.prepare(self._deployment(index, layout.num_parameters, dataset.num_classes))
         if self.settings.loss == "taylor_logistic" and dataset.num_classes != 2:
@@ -92,16 +121,18 @@ class Simulator:
             vectorise=settings.vectorise,
             can_pad=not mixes_samples(model),
             device=device,
+            buffer_layout=buffer_layout,
         )
         initial_params = flatten_parameters(model)
-        params = initial_params
+        initial_buffers = flatten_buffers(model)
+        params, buffers = initial_params, initial_buffers
         records: list[RoundRecord] = []
         truths: list[RoundTruth] = []
         for round_index in tqdm(range(settings.rounds), desc="rounds", disable=not show_progress):
-            record, truth = self._run_round(round_index, params, dataset, partition, index, training, scheme)
+            record, truth = self._run_round(round_index, params, buffers, dataset, partition, index, training, scheme)
             records.append(record)
             truths.append(truth)
-            params = record.params_after
+            params, buffers = record.params_after, record.buffers_after
         resolved = settings.to_dict()
         resolved.update(
             dataset=dataset.name,
@@ -109,11 +140,16 @@ class Simulator:
             input_shape=list(dataset.input_shape),
             num_classes=dataset.num_classes,
             num_parameters=layout.num_parameters,
+            num_buffer_entries=buffer_layout.num_entries,
+            normalisation={"mean": dataset.mean.flatten().tolist(), "std": dataset.std.flatten().tolist()},
         )
         return Transcript(
             settings=resolved,
             layout=layout,
             initial_params=initial_params,
+            buffer_layout=buffer_layout,
+            initial_buffers=initial_buffers,
+            architecture=model if self._model is not None else None,
             rounds=tuple(records),
             truth=GroundTruth(
                 partition=tuple(partition),
@@ -216,6 +252,7 @@ class Simulator:
         self,
         round_index: int,
         params: Tensor,
+        buffers: Tensor,
         dataset: Dataset,
         partition: Sequence[Tensor],
         index: PartitionIndex,
@@ -225,7 +262,11 @@ class Simulator:
         settings = self.settings
         client_ids, dropped = self._sample_clients(round_index)
         groups = self._sample_orders(round_index, client_ids, index)
-        updates, first_losses = training.run(params, dataset, groups, len(client_ids))
+        client_buffers = torch.empty(len(client_ids), buffers.numel()) if buffers.numel() else None
+        updates, first_losses = training.run(
+            params, dataset, groups, len(client_ids),
+            buffers=buffers if client_buffers is not None else None, client_buffers=client_buffers,
+        )
         # One reduction instead of an elementwise mask: NaN and Inf propagate into sums.
         row_sums = updates.sum(dim=1)
         if not bool(torch.isfinite(row_sums).all()):
@@ -285,6 +326,14 @@ class Simulator:
         if outcome.aborted is not None:
             logger.warning("round %d aborted, model unchanged: %s", round_index, outcome.aborted)
             round_public["aborted"] = outcome.aborted
+        views = outcome.views
+        buffers_after = buffers
+        if client_buffers is not None:
+            buffers_after = aggregate_buffers(
+                buffers, client_buffers, client_ids, survivors, weights,
+                weighting=public["weighting"], aborted=outcome.aborted,
+            )
+            views = views_with_buffers(views, client_ids, client_buffers, buffers, buffers_after)
         record = RoundRecord(
             round_index=round_index,
             params_before=params,
@@ -293,8 +342,10 @@ class Simulator:
             survivors=survivors,
             scheme=scheme.name,
             public=round_public,
-            views=outcome.views,
+            views=views,
             metrics=metrics,
+            buffers_before=buffers,
+            buffers_after=buffers_after,
         )
         return record, self._truth(round_index, client_ids, updates, weights, groups)
 
@@ -329,6 +380,17 @@ class Simulator:
         )
 
 
+def _check_float_parameters(model: nn.Module) -> None:
+    """Refuse a model that has no parameters, or parameters that are not all of one float dtype."""
+    dtypes = {p.dtype for p in model.parameters()}
+    if not dtypes:
+        raise ConfigError(f"model {type(model).__name__} has no parameters to train")
+    if len(dtypes) > 1 or not next(iter(dtypes)).is_floating_point:
+        raise ConfigError(
+            f"model parameters must all be one float dtype, got {sorted(str(d) for d in dtypes)}"
+        )
+
+
 def simulate(
     *,
     dataset: str | Dataset = "digits",
@@ -340,6 +402,9 @@ def simulate(
 
     Args:
         dataset: a registered dataset name or an already loaded :class:`Dataset`.
+        model (in ``settings``): a registered name, an import path ``"module:callable"``,
+            an ``nn.Module`` instance (copied; it keeps its own weights and buffers) or a
+            callable taking ``input_shape``, ``num_classes`` and the model options.
         scheme: a registered scheme name, a composition (a list of names, mechanisms
             first), or a configured :class:`AggregationScheme`.
         show_progress: show a progress bar over rounds.
@@ -363,7 +428,14 @@ def simulate(
         )
     dataset_object = dataset if isinstance(dataset, Dataset) else None
     scheme_object = scheme if isinstance(scheme, AggregationScheme) else None
+    model = settings.pop("model", "mlp")
+    model_object = None if isinstance(model, str) else model
+    if model_object is not None and not (isinstance(model_object, nn.Module) or callable(model_object)):
+        raise ConfigError(
+            f"model must be a registered name, an import path, an nn.Module or a callable, got {type(model).__name__}"
+        )
     resolved = SimulationSettings(
+        model=model_label(model),
         dataset=dataset.name if isinstance(dataset, Dataset) else dataset,
         scheme=(
             scheme.name
@@ -372,6 +444,6 @@ def simulate(
         ),
         **settings,
     )
-    return Simulator(resolved, dataset=dataset_object, scheme=scheme_object).run(
+    return Simulator(resolved, dataset=dataset_object, scheme=scheme_object, model=model_object).run(
         show_progress=show_progress
     )
