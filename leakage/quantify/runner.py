@@ -92,7 +92,7 @@ def quick_spec(spec: DeploymentSpec) -> DeploymentSpec:
 
 def plan_jobs(spec: DeploymentSpec) -> list[Job]:
     """Return every job of ``spec``: scoring runs, then sweep points, then audits."""
-    roots = plugin_roots(spec.plugins)
+    roots = _roots(spec)
     jobs = [
         Job("score", spec, deployment, scheme, seed, plugin_roots=roots)
         for seed in spec.seeds
@@ -113,6 +113,18 @@ def plan_jobs(spec: DeploymentSpec) -> list[Job]:
             for seed in spec.seeds for d in audited for scheme in spec.schemes
         ]
     return jobs
+
+
+def _roots(spec: DeploymentSpec) -> tuple[str, ...]:
+    """The ``sys.path`` folders a worker needs: the plugins', the spec's ``python_path`` and the model module's."""
+    from leakage.models import is_import_path
+
+    modules = list(spec.plugins)
+    model = spec.task.model
+    if isinstance(model, str) and is_import_path(model):
+        modules.append(model.partition(":")[0])
+    roots = [*spec.task.python_path, *plugin_roots(modules)]
+    return tuple(dict.fromkeys(roots))
 
 
 def split_test_data(dataset: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset | None]:
@@ -153,7 +165,8 @@ def _run_job(job: Job) -> dict[str, Any]:
     audit = job.kind == "audit"
     settings = _settings(spec, job, spec.audit if audit else None)
     started = time.perf_counter()
-    transcript = Simulator(settings, dataset=dataset).run()
+    model = None if isinstance(task.model, str) else task.model  # a model object given from Python
+    transcript = Simulator(settings, dataset=dataset, model=model).run()
     simulate_seconds = time.perf_counter() - started
     started = time.perf_counter()
     result: dict[str, Any] = {
@@ -190,7 +203,8 @@ def _run_job(job: Job) -> dict[str, Any]:
 def _settings(spec: DeploymentSpec, job: Job, audit: AuditSpec | None) -> SimulationSettings:
     task, deployment = spec.task, job.deployment
     options: dict[str, Any] = {
-        "dataset": task.dataset, "dataset_options": task.dataset_options, "model": task.model,
+        "dataset": task.dataset, "dataset_options": task.dataset_options, "model": task.model_label,
+        "checkpoint": task.checkpoint,
         "model_options": task.model_options, "partition": task.partition, "partition_options": task.partition_options,
         "algorithm": task.algorithm, "local_epochs": task.local_epochs, "batch_size": task.batch_size, "lr": task.lr,
         "rounds": task.rounds, "loss": task.loss, "device": task.device,

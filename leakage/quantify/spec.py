@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -58,7 +59,7 @@ class TaskSpec:
 
     dataset: str = "digits"
     dataset_options: Mapping[str, Any] = field(default_factory=dict)
-    model: str = "mlp"
+    model: Any = "mlp"  # a registered name, an import path, or (from Python) an nn.Module or a callable
     model_options: Mapping[str, Any] = field(default_factory=dict)
     partition: str = "iid"
     partition_options: Mapping[str, Any] = field(default_factory=dict)
@@ -70,6 +71,15 @@ class TaskSpec:
     loss: Literal["cross_entropy", "taylor_logistic"] = "cross_entropy"
     test_fraction: float = 0.2
     device: str = "cpu"
+    checkpoint: str | None = None
+    python_path: tuple[str, ...] = ()
+
+    @property
+    def model_label(self) -> str:
+        """The model as reports name it (see :func:`leakage.models.model_label`)."""
+        from leakage.models import model_label
+
+        return model_label(self.model)
 
 
 @dataclass(frozen=True)
@@ -160,9 +170,30 @@ class DeploymentSpec:
     plugins: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data (lists, dicts) for ``report.json``."""
-        plain: dict[str, Any] = plain_data(asdict(self))
+        """Plain data (lists, dicts) for ``report.json``; a model object becomes its label and weights digest."""
+        model = self.task.model
+        if isinstance(model, str):
+            plain: dict[str, Any] = plain_data(asdict(self))
+            return plain
+        plain = plain_data(asdict(replace(self, task=replace(self.task, model=self.task.model_label))))
+        plain["task"]["model_digest"] = _model_digest(model)
         return plain
+
+
+def _model_digest(model: Any) -> str:
+    """SHA-256 of an ``nn.Module``'s state (so resumed runs and reports tell weights apart), or of a callable's name."""
+    import hashlib
+
+    from torch import nn
+
+    digest = hashlib.sha256()
+    if isinstance(model, nn.Module):
+        for name, value in model.state_dict().items():
+            digest.update(name.encode())
+            digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+    else:
+        digest.update(repr(model).encode())
+    return digest.hexdigest()[:16]
 
 
 def default_spec_path() -> Path:
@@ -190,14 +221,16 @@ def load_spec(path: str | os.PathLike[str] | None = None) -> DeploymentSpec:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"spec file {str(source)!r} is not valid TOML: {error}") from None
-    return parse_spec(data)
+    return parse_spec(data, base=source.resolve().parent)
 
 
-def parse_spec(data: Mapping[str, Any]) -> DeploymentSpec:
+def parse_spec(data: Mapping[str, Any], *, base: str | os.PathLike[str] | None = None) -> DeploymentSpec:
     """Validate plain data (a parsed TOML table) into a :class:`DeploymentSpec`.
 
     Names (datasets, models, schemes, attacks) are checked against the registries, so a
-    typo fails here, before any simulation.
+    typo fails here, before any simulation. Relative paths in the task
+    (``checkpoint``, ``python_path``, ``dataset_options.path``) are taken from ``base``
+    (the spec file's folder; the working directory when ``None``) and stored absolute.
 
     Raises:
         ConfigError: a field is unknown, missing or invalid; the message names it.
@@ -212,7 +245,7 @@ def parse_spec(data: Mapping[str, Any]) -> DeploymentSpec:
     defaults = DeploymentSpec()
     plugins = _plugins(data.get("plugins", []))
     name = _string("spec.name", data.get("name", defaults.name))
-    task = _task(data.get("task", {}))
+    task = _task(data.get("task", {}), Path(base) if base is not None else Path.cwd())
     deployments = _deployments(data.get("deployments", [asdict(d) for d in defaults.deployments]))
     schemes = _schemes(data.get("schemes", list(defaults.schemes)))
     sweeps = _sweeps(data.get("sweeps", []), [size.name for size in deployments])
@@ -237,17 +270,20 @@ def parse_spec(data: Mapping[str, Any]) -> DeploymentSpec:
     )
 
 
-def _task(value: object) -> TaskSpec:
+def _task(value: object, base: Path) -> TaskSpec:
     from leakage.data import DATASETS, PARTITIONS
-    from leakage.models import MODELS
     from leakage.simulation import ALGORITHMS, LOSSES
 
     table = _table("spec.task", value)
     fields = TaskSpec.__dataclass_fields__
     _check_keys("spec.task", table, tuple(fields))
     defaults = TaskSpec()
+    python_path = _python_path(table.get("python_path", []), base)
     dataset = require_choice("spec.task.dataset", table.get("dataset", defaults.dataset), DATASETS.names())
-    model = require_choice("spec.task.model", table.get("model", defaults.model), MODELS.names())
+    model = _model(table.get("model", defaults.model))
+    checkpoint = table.get("checkpoint")
+    if checkpoint is not None:
+        checkpoint = str(_path("spec.task.checkpoint", checkpoint, base, must_exist=True))
     partition = require_choice("spec.task.partition", table.get("partition", defaults.partition), PARTITIONS.names())
     algorithm = require_choice("spec.task.algorithm", table.get("algorithm", defaults.algorithm), ALGORITHMS)
     loss = require_choice("spec.task.loss", table.get("loss", defaults.loss), LOSSES)
@@ -262,14 +298,64 @@ def _task(value: object) -> TaskSpec:
     test_fraction = require_in_interval("spec.task.test_fraction", test_fraction, 0, 1, inclusive="left")
     device = require_device("spec.task.device", table.get("device", defaults.device))
     options = {
-        key: _table(f"spec.task.{key}", table.get(key, {}))
+        key: dict(_table(f"spec.task.{key}", table.get(key, {})))
         for key in ("dataset_options", "model_options", "partition_options")
     }
+    if "path" in options["dataset_options"]:  # the user's data folder or file, next to the spec
+        options["dataset_options"]["path"] = str(
+            _path("spec.task.dataset_options.path", options["dataset_options"]["path"], base, must_exist=False)
+        )
     return TaskSpec(
         dataset=dataset, model=model, partition=partition, algorithm=algorithm,  # type: ignore[arg-type]
         local_epochs=local_epochs, batch_size=batch_size, lr=lr, rounds=rounds, loss=loss,  # type: ignore[arg-type]
-        test_fraction=test_fraction, device=device, **options,
+        test_fraction=test_fraction, device=device, checkpoint=checkpoint, python_path=python_path, **options,
     )
+
+
+def _model(value: object) -> Any:
+    """A registered model name, an import path (imported now, so a typo fails here), or a model object."""
+    from torch import nn
+
+    from leakage.models import MODELS, is_import_path, resolve_import_path
+
+    if isinstance(value, str) and is_import_path(value):
+        resolve_import_path(value, field="spec.task.model")
+        return value
+    if isinstance(value, nn.Module) or (callable(value) and not isinstance(value, str)):
+        return value
+    if isinstance(value, str) and value in MODELS:
+        return value
+    raise ConfigError(
+        f"spec.task.model must be one of {', '.join(MODELS.names())} or an import path 'module:callable', "
+        f"got {value!r:.80}"
+    )
+
+
+def _path(name: str, value: object, base: Path, *, must_exist: bool) -> Path:
+    """``value`` as an absolute path, relative ones taken from ``base``."""
+    if not isinstance(value, (str, os.PathLike)) or not str(value):
+        raise ConfigError(f"{name} must be a path, got {value!r:.80}")
+    path = Path(value).expanduser()
+    path = path if path.is_absolute() else (base / path)
+    if must_exist and not path.is_file():
+        raise ConfigError(f"{name}: no such file {str(path)!r}")
+    return path.resolve() if path.exists() else path
+
+
+def _python_path(value: object, base: Path) -> tuple[str, ...]:
+    """Folders (relative to the spec's) put on ``sys.path`` here and in every worker, for the user's modules."""
+    if isinstance(value, str) or not isinstance(value, list):
+        raise ConfigError(f"spec.task.python_path must be a list of folders, got {value!r:.80}")
+    folders = []
+    for index, entry in enumerate(value):
+        folder = _path(f"spec.task.python_path[{index}]", entry, base, must_exist=False)
+        if not folder.is_dir():
+            raise ConfigError(f"spec.task.python_path[{index}]: no such folder {str(folder)!r}")
+        folders.append(str(folder))
+    for entry_path in reversed(folders):
+        if entry_path not in sys.path:
+            sys.path.insert(0, entry_path)
+    return tuple(folders)
 
 
 def _deployments(value: object) -> tuple[DeploymentSize, ...]:
