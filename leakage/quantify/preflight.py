@@ -41,7 +41,7 @@ from leakage.aggregation import Deployment, create_scheme
 from leakage.checks import require_bool, require_choice, require_int, require_positive_float
 from leakage.data import Dataset, load_dataset, partition_dataset
 from leakage.errors import ConfigError
-from leakage.models import ParameterLayout, create_model, flatten_parameters
+from leakage.models import ParameterLayout, build_user_model, create_model, flatten_parameters, load_checkpoint
 from leakage.quantify.runner import Job, _settings, plan_jobs, split_test_data
 from leakage.quantify.spec import DeploymentSpec, TaskSpec
 from leakage.seeding import Stream, numpy_rng
@@ -191,28 +191,36 @@ def _build_model(task: TaskSpec, dataset: Dataset) -> nn.Module:
     """Build the task's model for the dataset and run it on a few samples."""
     shape = f"for dataset {task.dataset!r} (input_shape {dataset.input_shape}, {dataset.num_classes} classes)"
     try:
-        model = create_model(
-            task.model, input_shape=dataset.input_shape, num_classes=dataset.num_classes,
-            generator=torch.Generator(), **task.model_options,
-        )
+        if isinstance(task.model, str):
+            model = create_model(
+                task.model, input_shape=dataset.input_shape, num_classes=dataset.num_classes,
+                generator=torch.Generator(), **task.model_options,
+            )
+        else:  # a model object or callable given from Python
+            model = build_user_model(
+                task.model, input_shape=dataset.input_shape, num_classes=dataset.num_classes,
+                generator=torch.Generator(), options=task.model_options,
+            )
     except Exception as error:  # a model plugin may raise anything; the spec is at fault either way
         raise _refusal(
             error, "spec.task.model", "spec.task.model_options", task.model_options,
-            f"model {task.model!r}", f"cannot be built {shape}",
+            f"model {task.model_label!r}", f"cannot be built {shape}",
         ) from None
+    if task.checkpoint is not None:
+        load_checkpoint(model, task.checkpoint, field="spec.task.checkpoint")
     try:
         with torch.no_grad():
             outputs = model(dataset.inputs[:_FORWARD_SAMPLES])
     except Exception as error:
         raise _refusal(
             error, "spec.task.model", "spec.task.model_options", task.model_options,
-            f"model {task.model!r}", f"fails a forward pass on {_FORWARD_SAMPLES} samples {shape}",
+            f"model {task.model_label!r}", f"fails a forward pass on {_FORWARD_SAMPLES} samples {shape}",
         ) from None
     expected = (min(_FORWARD_SAMPLES, len(dataset)), dataset.num_classes)
     found = tuple(outputs.shape) if isinstance(outputs, Tensor) else type(outputs).__name__
     if found != expected:
         raise ConfigError(
-            f"spec.task.model: model {task.model!r} returns {found} for {expected[0]} samples {shape}, "
+            f"spec.task.model: model {task.model_label!r} returns {found} for {expected[0]} samples {shape}, "
             f"expected {expected} (one logit per class)"
         )
     if task.loss == "taylor_logistic" and dataset.num_classes != 2:
