@@ -16,6 +16,7 @@ it saw (the released model for the public).
 
 from __future__ import annotations
 
+import copy
 import time
 from abc import abstractmethod
 from collections.abc import Mapping, Sequence
@@ -28,7 +29,7 @@ from torch import Tensor
 from attacks.base import ATTACKS, AttackBase, AttackProduct, Knowledge, Observation, ViewerRole
 from leakage.checks import require_choice
 from leakage.errors import ThreatModelError
-from leakage.models import ParameterLayout
+from leakage.models import ParameterLayout, load_flat_buffers
 from leakage.simulation import LOSSES, make_loss
 from leakage.views import RoundView
 
@@ -133,7 +134,12 @@ class LossThresholdAttack(MembershipAttack):
         model, view, source = self._closest_model(history, client)
         assert knowledge.candidates is not None
         layout = ParameterLayout.of(knowledge.model)
-        per_record = make_loss(knowledge.model, self.loss)  # type: ignore[arg-type]
+        # inference as the model's users run it: evaluation mode, with the buffers of the model read
+        net = copy.deepcopy(knowledge.model).eval()
+        buffers = view.own.get("buffers") if source == "local" else view.buffers_after
+        if buffers is not None and buffers.numel():
+            load_flat_buffers(net, buffers)
+        per_record = make_loss(net, self.loss)  # type: ignore[arg-type]
         params = layout.unflatten(model.to(torch.float32))
         candidates = knowledge.candidates
 

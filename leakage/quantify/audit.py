@@ -37,7 +37,7 @@ from sklearn.metrics import roc_auc_score, roc_curve
 from torch import Tensor
 from torch.func import grad
 
-from attacks import ATTACKS, create_attack
+from attacks import ATTACKS, create_attack, use_batch_statistics
 from leakage.data import Dataset
 from leakage.errors import ThreatModelError
 from leakage.metrics import update_cosine
@@ -164,7 +164,8 @@ def _candidate_updates(
     transcript: Transcript, dataset: Dataset, canary: int, other: int
 ) -> dict[int, tuple[Tensor, Tensor]]:
     """Per round, the updates ``-lr * grad`` the canary and the other record would produce."""
-    model = transcript.build_model()
+    # a client's step normalises with its batch and moves no buffer the transform could see
+    model = use_batch_statistics(transcript.build_model())
     loss = make_loss(model, transcript.settings.get("loss", "cross_entropy"))
     layout = transcript.layout
     lr = float(transcript.settings["lr"])

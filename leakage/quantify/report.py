@@ -153,15 +153,23 @@ class Cost:
     mpc_backend_description: str | None
     test_accuracy: float | None
     leakage: float
+    truth_kept: Mapping[str, Any] | None = None
+    data: Mapping[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The run's fields, then the cost's."""
-        return {
+        """The run's fields, then the cost's; ``truth_kept`` says how much ground truth the run held,
+        ``data`` what the clients trained on and its normalisation (computed from the data)."""
+        plain = {
             **self.key.to_dict(), "seconds": self.seconds, "rounds": self.rounds,
             "upload_bytes_per_client": self.upload_bytes_per_client, "mpc_backend": self.mpc_backend,
             "mpc_backend_description": self.mpc_backend_description, "test_accuracy": self.test_accuracy,
             "leakage": self.leakage,
         }
+        if self.truth_kept is not None:
+            plain["truth_kept"] = dict(self.truth_kept)
+        if self.data is not None:
+            plain["data"] = dict(self.data)
+        return plain
 
 
 @dataclass(frozen=True)

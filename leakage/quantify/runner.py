@@ -179,6 +179,11 @@ def _run_job(job: Job) -> dict[str, Any]:
         "mpc_backend_description": transcript.rounds[-1].public.get("mpc_backend_description"),
         "accountant_epsilon": transcript.rounds[-1].public.get("epsilon"),
         "test_accuracy": None if test is None else accuracy(transcript.build_model().eval(), test),
+        "truth_kept": _truth_kept(transcript),
+        "data": {
+            "dataset": task.dataset, "training_samples": len(dataset), "test_samples": 0 if test is None else len(test),
+            "normalisation": transcript.settings.get("normalisation"),
+        },
     }
     attacks = [(a.name, a.options) for a in spec.attacks]
     if audit:
@@ -215,13 +220,22 @@ def _settings(spec: DeploymentSpec, job: Job, audit: AuditSpec | None) -> Simula
             partition_options={"target_size": 2},
         )
     # Scoring reads the truth of one client only (the audit's two-record target is client 0),
-    # so the transcript keeps no one else's per-round updates.
+    # so by default the transcript keeps no one else's per-round updates.
     target = 0 if audit is not None else spec.target
+    truth: dict[str, Any] = {"record_truth": "targets", "truth_clients": (target,)}
+    if task.record_truth == "all":
+        truth = {"record_truth": "all"}
     return SimulationSettings(
         n_clients=deployment.n_clients, clients_per_round=deployment.clients_per_round, dropout=deployment.dropout,
         scheme=job.scheme, scheme_options=dict(spec.scheme_options.get(job.scheme, {})), seed=job.seed,
-        record_truth="targets", truth_clients=(target,), **options,
+        **truth, **options,
     )
+
+
+def _truth_kept(transcript: Any) -> dict[str, Any]:
+    """How much per-round ground truth the run held (``record_truth``), for the report."""
+    kept = transcript.truth.kept().to_dict()
+    return {**kept, "clients": len(kept["clients"])}
 
 
 def _wire_bytes_per_client(rounds: Sequence[Any]) -> float | None:
@@ -271,6 +285,7 @@ def assemble_report(
             job.key, result["simulate_seconds"], result["rounds"], result["upload_bytes_per_client"],
             result["mpc_backend"], result["mpc_backend_description"], result["test_accuracy"],
             (worst.get((job.deployment.name, job.scheme)) or 0.0) if job.sweep is None else _worst(rows, job.key),
+            result.get("truth_kept"), result.get("data"),
         )
         for job, result in scored
     ]

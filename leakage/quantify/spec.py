@@ -73,6 +73,7 @@ class TaskSpec:
     device: str = "cpu"
     checkpoint: str | None = None
     python_path: tuple[str, ...] = ()
+    record_truth: Literal["targets", "all"] = "targets"
 
     @property
     def model_label(self) -> str:
@@ -297,6 +298,9 @@ def _task(value: object, base: Path) -> TaskSpec:
     test_fraction = table.get("test_fraction", defaults.test_fraction)
     test_fraction = require_in_interval("spec.task.test_fraction", test_fraction, 0, 1, inclusive="left")
     device = require_device("spec.task.device", table.get("device", defaults.device))
+    record_truth: Literal["targets", "all"] = require_choice(
+        "spec.task.record_truth", table.get("record_truth", "targets"), ("targets", "all")
+    )
     options = {
         key: dict(_table(f"spec.task.{key}", table.get(key, {})))
         for key in ("dataset_options", "model_options", "partition_options")
@@ -308,7 +312,8 @@ def _task(value: object, base: Path) -> TaskSpec:
     return TaskSpec(
         dataset=dataset, model=model, partition=partition, algorithm=algorithm,  # type: ignore[arg-type]
         local_epochs=local_epochs, batch_size=batch_size, lr=lr, rounds=rounds, loss=loss,  # type: ignore[arg-type]
-        test_fraction=test_fraction, device=device, checkpoint=checkpoint, python_path=python_path, **options,
+        test_fraction=test_fraction, device=device, checkpoint=checkpoint, python_path=python_path,
+        record_truth=record_truth, **options,
     )
 
 

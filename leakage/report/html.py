@@ -610,15 +610,42 @@ def _cost_section(root: _Fields) -> _Section:
             _escape(row.text("deployment")), str(row.integer("n_clients")), _escape(row.text("scheme")),
             f'<span style="{_heat_style(leakage)}">&nbsp;{_fixed(leakage, 2)}&nbsp;</span>',
             _general(row.number("seconds")), _bytes(row.optional_number("upload_bytes_per_client")),
-            str(row.integer("rounds")), _escape(note),
+            str(row.integer("rounds")), _escape(_truth_note(row)), _escape(note),
         ])
         if has_accuracy:
             rows[-1].insert(4, _percent(row.optional_number("test_accuracy")))
     intro = "<p>What each scheme cost to run and how much it leaked; MPC training reveals only the final model.</p>"
-    headers = ["deployment", "clients", "scheme", "leakage", "seconds", "upload per client", "rounds", "notes"]
+    intro += _data_note(costs[0])
+    headers = [
+        "deployment", "clients", "scheme", "leakage", "seconds", "upload per client", "rounds", "truth kept", "notes",
+    ]
     if has_accuracy:
         headers.insert(4, "test accuracy")
     return _Section("costs", heading, intro + _table(headers, rows, classes))
+
+
+def _truth_note(row: _Fields) -> str:
+    """``"2 of 40 updates (0.1 MB), record_truth=targets"``: the ground truth a run held."""
+    kept = row.optional_mapping("truth_kept")
+    if kept is None:
+        return ""
+    size = kept.number("update_bytes") / 2**20
+    return (
+        f"{kept.integer('updates_kept')} of {kept.integer('updates_sampled')} updates ({size:.1f} MB), "
+        f"record_truth={kept.text('record_truth')}"
+    )
+
+
+def _data_note(row: _Fields) -> str:
+    """One sentence on the training data and the normalisation computed from it."""
+    data = row.optional_mapping("data")
+    if data is None:
+        return ""
+    return (
+        f"<p>Data: {_escape(data.text('dataset'))}, {data.integer('training_samples')} training and "
+        f"{data.integer('test_samples')} held-out samples; normalisation computed from the data: "
+        f"{_escape(json.dumps(data.data.get('normalisation')))}.</p>"
+    )
 
 
 def _results_section(root: _Fields) -> _Section:
