@@ -45,7 +45,7 @@ from leakage.models import ParameterLayout, build_user_model, create_model, flat
 from leakage.quantify.runner import Job, _settings, plan_jobs, split_test_data
 from leakage.quantify.spec import DeploymentSpec, TaskSpec
 from leakage.seeding import Stream, numpy_rng
-from leakage.simulation import SimulationSettings, batch_schedule, make_loss, train_client
+from leakage.simulation import SimulationSettings, batch_schedule, make_loss, scheme_deployment, train_client
 
 __all__ = ["DEFAULT_TIME_LIMIT_SECONDS", "Estimate", "preflight"]
 
@@ -313,31 +313,13 @@ def _partition_sizes(job: Job, settings: SimulationSettings, training: Dataset) 
 
 def _deployment(run: _Run, num_parameters: int, num_classes: int) -> Deployment:
     """The :class:`Deployment` the simulator gives the job's scheme."""
-    settings, sizes = run.settings, run.sizes
-    if settings.algorithm == "fedsgd":  # a FedSGD update weighs the batch it was computed on
-        sizes = tuple(_samples_read(settings, size) for size in sizes)
-    return Deployment(
-        n_clients=settings.n_clients,
-        clients_per_round=settings.sampled_per_round,
-        client_sampling=settings.client_sampling,
-        rounds=settings.rounds,
-        num_parameters=num_parameters,
-        client_weights=tuple(float(size) for size in sizes),
-        model=settings.model,
-        num_classes=num_classes,
-        loss=settings.loss,
-        algorithm=settings.algorithm,
-    )
+    return scheme_deployment(run.settings, run.sizes, num_parameters, num_classes)
 
 
 def _schedule(settings: SimulationSettings, num_samples: int) -> list[slice]:
     return batch_schedule(
         num_samples, batch_size=settings.batch_size, local_epochs=settings.local_epochs, algorithm=settings.algorithm
     )
-
-
-def _samples_read(settings: SimulationSettings, num_samples: int) -> int:
-    return sum(step.stop - step.start for step in _schedule(settings, num_samples))
 
 
 def _prepare_schemes(spec: DeploymentSpec, runs: Sequence[_Run], num_parameters: int, num_classes: int) -> None:

@@ -19,7 +19,7 @@ from leakage.simulation.settings import (
     Algorithm,
     SimulationSettings,
 )
-from leakage.simulation.simulator import Simulator, simulate
+from leakage.simulation.simulator import Simulator, scheme_deployment, simulate
 
 __all__ = [
     "ALGORITHMS",
@@ -35,6 +35,7 @@ __all__ = [
     "make_loss",
     "make_weighted_loss",
     "mixes_samples",
+    "scheme_deployment",
     "simulate",
     "train_client",
     "train_clients_masked",

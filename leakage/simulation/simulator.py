@@ -46,7 +46,7 @@ from leakage.simulation.round_training import (
 from leakage.simulation.settings import SimulationSettings
 from leakage.transcript import GroundTruth, RoundRecord, RoundTruth, Transcript
 
-__all__ = ["Simulator", "simulate"]
+__all__ = ["Simulator", "scheme_deployment", "simulate"]
 
 logger = logging.getLogger(__name__)
 
@@ -160,23 +160,7 @@ class Simulator:
         )
 
     def _deployment(self, index: PartitionIndex, num_parameters: int, num_classes: int) -> Deployment:
-        settings = self.settings
-        sizes = index.sizes.tolist()
-        if settings.algorithm == "fedsgd":  # a FedSGD update weighs the batch it was computed on
-            read = {size: self._samples_read(size) for size in set(sizes)}
-            sizes = [read[size] for size in sizes]
-        return Deployment(
-            n_clients=settings.n_clients,
-            clients_per_round=settings.sampled_per_round,
-            client_sampling=settings.client_sampling,
-            rounds=settings.rounds,
-            num_parameters=num_parameters,
-            client_weights=tuple(float(size) for size in sizes),
-            model=settings.model,
-            num_classes=num_classes,
-            loss=settings.loss,
-            algorithm=settings.algorithm,
-        )
+        return scheme_deployment(self.settings, index.sizes.tolist(), num_parameters, num_classes)
 
     def _partition(self, dataset: Dataset) -> list[Tensor]:
         settings = self.settings
@@ -228,6 +212,10 @@ class Simulator:
             samples_read=self._samples_read,
         )
 
+    def _samples_read(self, num_samples: int) -> int:
+        """How many samples, epochs concatenated, a client holding ``num_samples`` reads in a round."""
+        return sum(step.stop - step.start for step in self._schedule(num_samples))
+
     def _schedule(self, num_samples: int) -> list[slice]:
         """The local steps of a client holding ``num_samples`` samples (see :func:`batch_schedule`)."""
         settings = self.settings
@@ -237,10 +225,6 @@ class Simulator:
             local_epochs=settings.local_epochs,
             algorithm=settings.algorithm,
         )
-
-    def _samples_read(self, num_samples: int) -> int:
-        """How many samples, epochs concatenated, a client holding ``num_samples`` reads in a round."""
-        return sum(step.stop - step.start for step in self._schedule(num_samples))
 
     def _order_schedule(self, order_length: int) -> list[slice]:
         """The local steps over a round's sample order of ``order_length`` (every epoch's order, concatenated)."""
@@ -378,6 +362,41 @@ class Simulator:
             sample_order=orders_by_client(groups, client_ids, targets),
             recorded_ids=tuple(client_ids[row] for row in rows),
         )
+
+
+def scheme_deployment(
+    settings: SimulationSettings, partition_sizes: Sequence[int], num_parameters: int, num_classes: int
+) -> Deployment:
+    """The :class:`Deployment` a scheme is prepared with: the settings and each client's weight.
+
+    A FedAvg update weighs the client's data (``partition_sizes``); a FedSGD update weighs
+    the batch it was computed on.
+    """
+    sizes = list(partition_sizes)
+    if settings.algorithm == "fedsgd":
+        read = {
+            size: sum(
+                step.stop - step.start
+                for step in batch_schedule(
+                    size, batch_size=settings.batch_size, local_epochs=settings.local_epochs,
+                    algorithm=settings.algorithm,
+                )
+            )
+            for size in set(sizes)
+        }
+        sizes = [read[size] for size in sizes]
+    return Deployment(
+        n_clients=settings.n_clients,
+        clients_per_round=settings.sampled_per_round,
+        client_sampling=settings.client_sampling,
+        rounds=settings.rounds,
+        num_parameters=num_parameters,
+        client_weights=tuple(float(size) for size in sizes),
+        model=settings.model,
+        num_classes=num_classes,
+        loss=settings.loss,
+        algorithm=settings.algorithm,
+    )
 
 
 def _check_float_parameters(model: nn.Module) -> None:
