@@ -356,7 +356,7 @@ def check_view_keys(
     Traceback (most recent call last):
     ...
     ValueError: own key 'gradient' of observer 'client:0' is not declared in leakage.views.OWN_KEYS; \
-choose one of: clipped_values, data_indices, model_share, sent, update
+choose one of: buffers, clipped_values, data_indices, model_share, sent, update
     """
     for kind, keys, declared in (("own", own, OWN_KEYS), ("public", public, PUBLIC_KEYS)):
         for key in keys:
