@@ -406,7 +406,9 @@ def _job_cost(run: _Run, num_parameters: int, dataset: Dataset, step_seconds: Ca
         ) from None
     clients, rounds = settings.sampled_per_round, settings.rounds
     row = num_parameters * _BYTES_PER_VALUE
-    kept_per_round = (clients + 2) * row  # uploads observers saw, the released model, the target's truth
+    truth_rows = clients if settings.record_truth == "all" else len(settings.truth_clients)
+    # what the transcript keeps each round: the uploads the views hold, the global model, the truth
+    kept_per_round = (_upload_rows(job.scheme) * clients + 2 + truth_rows) * row
     data = dataset.inputs.numel() * dataset.inputs.element_size()
     return _JobCost(
         label=job.label,
@@ -414,8 +416,21 @@ def _job_cost(run: _Run, num_parameters: int, dataset: Dataset, step_seconds: Ca
         clients=clients,
         client_updates=rounds * clients,
         seconds=rounds * clients * client_seconds,
-        memory_bytes=clients * row + rounds * kept_per_round + data,
+        memory_bytes=int(clients * row + rounds * kept_per_round + data),
     )
+
+
+# Per client and round, the upload the views keep, in float32 rows of the model (measured on
+# the default spec's mlp): in the clear under plain and dp; 32-bit ring words under secure
+# aggregation (1.0); serialised CKKS ciphertexts under he (18.3); nothing under mpc, where
+# no view holds an update.
+_UPLOAD_ROWS: dict[str, float] = {"mpc": 0.0, "secagg": 1.0, "secagg+": 1.0, "he": 18.5}
+
+
+def _upload_rows(scheme: str) -> float:
+    """How many float32 model rows each client's upload costs the transcript under ``scheme`` (its protocol)."""
+    protocol = scheme.split(",")[-1].strip()
+    return _UPLOAD_ROWS.get(protocol, 1.0)
 
 
 def _estimate(costs: Sequence[_JobCost], num_parameters: int, workers: int, machine: int, limit: float) -> Estimate:

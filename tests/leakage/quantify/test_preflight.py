@@ -188,3 +188,18 @@ def test_bad_arguments_are_refused(options, message) -> None:
         preflight(parse_spec(SMALL), **options)
 
     assert str(refused.value) == message
+
+
+def test_the_memory_estimate_counts_what_each_scheme_keeps_and_the_truth_asked_for() -> None:
+    def peak(schemes: list[str], record_truth: str) -> int:
+        spec = _spec(schemes=schemes, task={"record_truth": record_truth, "rounds": 20})
+        spec["deployments"] = [{"name": "many", "n_clients": 50}]
+        spec.pop("sweeps", None)
+        spec["audit"] = False
+        return preflight(parse_spec(spec)).peak_memory_bytes
+
+    # mpc: no view holds an update, so only the truth asked for grows with the rounds
+    assert peak(["mpc"], "targets") < peak(["mpc"], "all")
+    # plain: the server's view holds every upload, whatever record_truth says
+    assert peak(["plain"], "targets") > peak(["mpc"], "targets")
+    assert peak(["he"], "targets") > peak(["plain"], "targets")
