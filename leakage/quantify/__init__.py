@@ -16,6 +16,18 @@ from leakage.quantify.audit import (
     epsilon_lower_bound,
 )
 from leakage.quantify.backends import BACKENDS, Backend, JobFailure, JobRun, execute_jobs, failure_error, run_jobs
+from leakage.quantify.canaries import (
+    CANARY_KINDS,
+    CanaryAudit,
+    CanaryKind,
+    CanarySpec,
+    CanaryTruth,
+    ScoreAggregate,
+    WithCanaries,
+    audit_canaries,
+    audit_with_canaries,
+    canary_scores,
+)
 from leakage.quantify.observers import ROLES, observer_views
 from leakage.quantify.one_run import (
     AndrewEstimate,
@@ -86,6 +98,7 @@ from leakage.quantify.store import STORE_FORMAT, JobStore, spec_hash
 
 __all__ = [
     "BACKENDS",
+    "CANARY_KINDS",
     "CSV_COLUMNS",
     "DEFAULT_TIME_LIMIT_SECONDS",
     "HIDES_AT_MOST",
@@ -100,6 +113,10 @@ __all__ = [
     "AuditResult",
     "AuditSpec",
     "Backend",
+    "CanaryAudit",
+    "CanaryKind",
+    "CanarySpec",
+    "CanaryTruth",
     "DeploymentSize",
     "DeploymentSpec",
     "Estimate",
@@ -116,6 +133,7 @@ __all__ = [
     "ReconstructionScorer",
     "Report",
     "ReportFiles",
+    "ScoreAggregate",
     "ScoreRow",
     "Scorer",
     "ScoringTask",
@@ -124,12 +142,16 @@ __all__ = [
     "SweepSpec",
     "TaskSpec",
     "UpdateScorer",
+    "WithCanaries",
     "andrew_estimate",
     "assemble_report",
+    "audit_canaries",
     "audit_one_run_bonferroni",
     "audit_one_run_fixed",
     "audit_one_run_split",
     "audit_transcript",
+    "audit_with_canaries",
+    "canary_scores",
     "clopper_pearson",
     "default_spec_path",
     "epsilon_lower_bound",
