@@ -20,6 +20,7 @@ from leakage.metrics.grid import GRID_PADDING, save_reconstruction_grid
 from leakage.metrics.image import SSIM_WINDOW, default_ssim_window, mse, psnr, ssim
 from leakage.metrics.labels import label_accuracy, label_multiset_accuracy
 from leakage.metrics.matching import MatchingCost, match_reconstructions, pairwise_mse
+from leakage.metrics.membership import LOW_FPRS, TprAtFpr, membership_figures, tpr_at_fpr
 from leakage.metrics.reconstruction import (
     DEFAULT_SUCCESS_PSNR,
     ReconstructionLike,
@@ -33,7 +34,9 @@ from leakage.metrics.updates import relative_error, update_cosine
 __all__ = [
     "DEFAULT_SUCCESS_PSNR",
     "GRID_PADDING",
+    "LOW_FPRS",
     "SSIM_WINDOW",
+    "TprAtFpr",
     "MatchingCost",
     "ReconstructionLike",
     "ReconstructionScore",
@@ -42,6 +45,7 @@ __all__ = [
     "label_accuracy",
     "label_multiset_accuracy",
     "match_reconstructions",
+    "membership_figures",
     "mse",
     "pairwise_mse",
     "psnr",
@@ -50,5 +54,6 @@ __all__ = [
     "score_against_dataset",
     "score_reconstruction",
     "ssim",
+    "tpr_at_fpr",
     "update_cosine",
 ]

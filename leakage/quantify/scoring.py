@@ -57,7 +57,7 @@ from attacks import (
 )
 from leakage.data import Dataset
 from leakage.errors import ThreatModelError
-from leakage.metrics import psnr, relative_error, score_reconstruction, update_cosine
+from leakage.metrics import membership_figures, psnr, relative_error, score_reconstruction, update_cosine
 from leakage.quantify.observers import ROLES, observer_views
 from leakage.registry import Registry
 from leakage.transcript import Transcript
@@ -422,18 +422,26 @@ class MembershipScorer(Scorer):
             self._baselines[attack] = self._auc(attack, options, public) if public else 0.5
         baseline = self._baselines[attack]
         try:
-            value = self._auc(attack, options, observer.views)
+            scores = self._scores(attack, options, observer.views)
         except ThreatModelError as error:
             return [observer.not_applicable(attack, "auc", baseline, 1.0, str(error))]
-        metrics = {"auc": value, "members": float(sum(self._labels)), "non_members": float(self._labels.count(0))}
+        value = float(roc_auc_score(self._labels, scores))
+        metrics = {
+            "auc": value, "members": float(sum(self._labels)), "non_members": float(self._labels.count(0)),
+            **membership_figures(self._labels, scores.tolist()),
+        }
         return [ScoreRow(observer.kind, observer.name, attack, "ok", "auc", value, baseline, 1.0,
                          normalised_leakage(value, baseline, 1.0), metrics)]
 
     def _auc(self, attack: str, options: Mapping[str, Any], views: Sequence[RoundView]) -> float:
+        return float(roc_auc_score(self._labels, self._scores(attack, options, views)))
+
+    def _scores(self, attack: str, options: Mapping[str, Any], views: Sequence[RoundView]) -> Any:
+        """The attack's score per candidate (members first), as a NumPy array."""
         task = self.task
         knowledge = Knowledge.from_dataset(task.dataset, task.transcript.build_model(), candidates=self._candidates)
         result = create_attack(attack, **options).run(views, knowledge, client=task.target, generator=task.generator())
-        return float(roc_auc_score(self._labels, result.scores.numpy()))
+        return result.scores.numpy()
 
 
 def score_transcript(

@@ -25,9 +25,12 @@ from leakage.quantify import parse_spec, score
 
 __all__ = [
     "DEFAULT_TASK",
+    "MembershipLeakage",
     "SingleUpdateLeakage",
+    "assert_membership_tpr_below",
     "assert_hides_single_updates",
     "assert_leaks_single_updates",
+    "measure_membership",
     "measure_single_update_leakage",
 ]
 
@@ -187,5 +190,121 @@ def assert_leaks_single_updates(
     if not measured.individual or measured.leakage < min_leakage:
         raise AssertionError(
             f"expected {scheme} to leak single updates to the {observer}, but it did not [{measured.describe()}]"
+        )
+    return measured
+
+
+@dataclass(frozen=True)
+class MembershipLeakage:
+    """How well one observer tells the target's training records from held-out ones.
+
+    Attributes:
+        scheme, n_clients, observer, attack: the setting.
+        auc: the attack's AUC.
+        tpr, fpr: the best TPR at a false-positive rate of at most ``target_fpr``, and
+            the FPR it realised.
+        true_positives, members, false_positives, non_members: the counts behind them.
+        target_fpr: the rate asked for.
+        released_auc: the same attack on the released model alone (what ``mpc`` reveals).
+    """
+
+    scheme: str
+    n_clients: int
+    observer: str
+    attack: str
+    auc: float
+    tpr: float
+    fpr: float
+    true_positives: int
+    members: int
+    false_positives: int
+    non_members: int
+    target_fpr: float
+    released_auc: float
+
+    def describe(self) -> str:
+        """One line with every measured number."""
+        return (
+            f"{self.scheme} with {self.n_clients} clients, {self.observer} via {self.attack}: AUC {self.auc:.3f} "
+            f"(released model {self.released_auc:.3f}), TPR {self.tpr:.3f} at FPR {self.fpr:.4f} <= "
+            f"{self.target_fpr:g} ({self.true_positives} of {self.members} members, {self.false_positives} of "
+            f"{self.non_members} non-members)"
+        )
+
+
+def measure_membership(
+    scheme: str,
+    n_clients: int,
+    *,
+    observer: str = "public",
+    attack: str = "loss_threshold",
+    attack_options: Mapping[str, Any] | None = None,
+    target_fpr: float = 1e-2,
+    task: Mapping[str, Any] | None = None,
+    scheme_options: Mapping[str, Any] | None = None,
+    seed: int = 0,
+) -> MembershipLeakage:
+    """Simulate ``scheme`` with ``n_clients`` and measure ``observer``'s membership inference on client 0's records.
+
+    The report's membership row gives the TPR at 0.01%, 0.1% and 1% FPR; ``target_fpr``
+    picks one of those.
+
+    Raises:
+        ConfigError: a bad scheme, observer, attack or option, or a ``target_fpr`` the
+            report does not carry (one line naming it).
+    """
+    from leakage.checks import require_choice
+    from leakage.metrics import LOW_FPRS
+
+    require_choice("target_fpr", target_fpr, LOW_FPRS)
+    spec = parse_spec({
+        "name": f"{scheme} with {n_clients} clients",
+        "task": dict(task if task is not None else DEFAULT_TASK),
+        "deployments": [{"name": f"{n_clients}-clients", "n_clients": n_clients}],
+        "schemes": [scheme],
+        "scheme_options": {scheme: dict(scheme_options)} if scheme_options else {},
+        "observers": [observer],
+        "attacks": [{"name": attack, "options": dict(attack_options or {})}],
+        "audit": False,
+        "seeds": [seed],
+    })
+    report = score(spec).to_dict()
+    rows = [
+        r for r in report["results"]
+        if r["scheme"] == scheme and r["observer"] == observer and r["attack"] == attack and r["status"] == "ok"
+    ]
+    if not rows:
+        raise AssertionError(f"{attack} produced no membership row for the {observer} under {scheme}")
+    row, key = rows[0], f"{target_fpr:g}"
+    figures = row["metrics"]
+    return MembershipLeakage(
+        scheme=scheme, n_clients=n_clients, observer=observer, attack=attack, auc=row["value"],
+        tpr=figures[f"tpr@{key}"], fpr=figures[f"fpr@{key}"],
+        true_positives=int(figures[f"true_positives@{key}"]), members=int(figures["members"]),
+        false_positives=int(figures[f"false_positives@{key}"]), non_members=int(figures["non_members"]),
+        target_fpr=target_fpr, released_auc=row["baseline"],
+    )
+
+
+def assert_membership_tpr_below(
+    scheme: str,
+    n_clients: int,
+    max_tpr: float,
+    observer: str = "public",
+    *,
+    target_fpr: float = 1e-2,
+    **options: Any,
+) -> MembershipLeakage:
+    """Assert that ``observer``'s membership TPR at ``target_fpr`` stays at most ``max_tpr``.
+
+    ``options`` go to :func:`measure_membership`.
+
+    Raises:
+        AssertionError: the TPR exceeded ``max_tpr``; the message has the numbers and counts.
+    """
+    measured = measure_membership(scheme, n_clients, observer=observer, target_fpr=target_fpr, **options)
+    if measured.tpr > max_tpr:
+        raise AssertionError(
+            f"membership TPR {measured.tpr:.3f} > {max_tpr} at FPR <= {target_fpr:g} [{measured.describe()}]"
         )
     return measured
