@@ -42,7 +42,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 import torch
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import roc_auc_score, roc_curve
 from torch import Tensor
 
 from attacks import (
@@ -98,6 +98,7 @@ class ScoreRow:
     metrics: Mapping[str, float] = field(default_factory=dict)
     note: str | None = None
     images: Mapping[str, Any] | None = None
+    roc: Mapping[str, list[float]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready row."""
@@ -114,6 +115,7 @@ class ScoreRow:
             "reference": self.reference,
             "leakage": self.leakage,
             "images": self.images,
+            "roc": None if self.roc is None else {key: list(values) for key, values in self.roc.items()},
         }
 
 
@@ -389,6 +391,7 @@ class MembershipScorer(Scorer):
 
     stage = 2
     max_non_members = 1000
+    max_roc_points = 200  # a report row keeps at most this many points of its ROC curve
 
     def __init__(self, task: ScoringTask) -> None:
         super().__init__(task)
@@ -430,8 +433,11 @@ class MembershipScorer(Scorer):
             "auc": value, "members": float(sum(self._labels)), "non_members": float(self._labels.count(0)),
             **membership_figures(self._labels, scores.tolist()),
         }
+        false_positives, true_positives, _ = roc_curve(self._labels, scores)
+        keep = _thin(false_positives, self.max_roc_points)
+        roc = {"fpr": false_positives[keep].tolist(), "tpr": true_positives[keep].tolist()}
         return [ScoreRow(observer.kind, observer.name, attack, "ok", "auc", value, baseline, 1.0,
-                         normalised_leakage(value, baseline, 1.0), metrics)]
+                         normalised_leakage(value, baseline, 1.0), metrics, roc=roc)]
 
     def _auc(self, attack: str, options: Mapping[str, Any], views: Sequence[RoundView]) -> float:
         return float(roc_auc_score(self._labels, self._scores(attack, options, views)))
@@ -442,6 +448,19 @@ class MembershipScorer(Scorer):
         knowledge = Knowledge.from_dataset(task.dataset, task.transcript.build_model(), candidates=self._candidates)
         result = create_attack(attack, **options).run(views, knowledge, client=task.target, generator=task.generator())
         return result.scores.numpy()
+
+
+def _thin(false_positive_rates: Any, most: int) -> Any:
+    """Indices of the ROC points a report keeps: every point up to 5% FPR (the part that
+    matters on a log axis) and at most ``most`` more, evenly spread, the last kept."""
+    import numpy as np
+
+    count = len(false_positive_rates)
+    if count <= most:
+        return np.arange(count)
+    low = np.flatnonzero(false_positive_rates <= 0.05)
+    spread = np.linspace(0, count - 1, most).round().astype(np.int64)
+    return np.unique(np.concatenate([low, spread]))
 
 
 def score_transcript(

@@ -124,7 +124,9 @@ class UtilityPoint:
     test_accuracy: float  # fraction in [0, 1]
 
 
-def draw_roc_curves(title: str, curves: Sequence[RocCurve], *, false_positive_floor: float) -> PlotImage:
+def draw_roc_curves(
+    title: str, curves: Sequence[RocCurve], *, false_positive_floor: float, log_true_positives: bool = False
+) -> PlotImage:
     """Return one ROC panel (a deployment's audits) on a logarithmic false-positive axis, legend below.
 
     A logarithmic axis shows what matters for privacy, the true positive rate at low false
@@ -136,6 +138,8 @@ def draw_roc_curves(title: str, curves: Sequence[RocCurve], *, false_positive_fl
         title: the panel's title, e.g. the deployment.
         curves: the curves, at least one; points are drawn in the given order.
         false_positive_floor: where false positive rates of 0 (and below it) are drawn, in ``(0, 1)``.
+        log_true_positives: draw the true positive rate on a logarithmic axis too (log-log,
+            as membership inference is read), with rates of 0 drawn at the same floor.
 
     >>> curve = RocCurve("dp / server (AUC 0.80)", [0.0, 0.0, 0.2, 1.0], [0.0, 0.5, 0.7, 1.0])
     >>> image = draw_roc_curves("cross-device", [curve], false_positive_floor=1 / 64)
@@ -158,10 +162,16 @@ def draw_roc_curves(title: str, curves: Sequence[RocCurve], *, false_positive_fl
     ticks = [false_positive_floor, *(tick for tick in decades if tick > 1.5 * false_positive_floor)]
     axes.xaxis.set_major_locator(FixedLocator(ticks))
     axes.set_xticklabels(["0", *(f"{tick:g}" for tick in ticks[1:])])
-    axes.set_ylim(-0.02, 1.02)
+    if log_true_positives:
+        for line in axes.get_lines():
+            line.set_ydata(np.maximum(np.asarray(line.get_ydata(), dtype=float), false_positive_floor))
+        axes.set_yscale("log")
+        axes.set_ylim(false_positive_floor / 1.25, 1.05)
+    else:
+        axes.set_ylim(-0.02, 1.02)
     axes.set_title(title, fontsize="medium")
     axes.set_xlabel("false positive rate (log scale)")
-    axes.set_ylabel("true positive rate")
+    axes.set_ylabel("true positive rate" + (" (log scale)" if log_true_positives else ""))
     axes.grid(alpha=0.3, which="both")
     _legend_below(figure, axes.get_legend_handles_labels(), columns=1)
     return _encode(figure)

@@ -200,6 +200,7 @@ def render_html_report(report: Mapping[str, Any]) -> str:
         sweeps,
         utility,
         _reconstruction_section(root),
+        _membership_section(root),
         _audit_section(root),
         costs,
         results,
@@ -484,6 +485,65 @@ def _pixels(images: _Fields, key: str) -> np.ndarray[tuple[int, ...], np.dtype[n
         return np.asarray(images.raw(key), dtype=np.float64)
     except (TypeError, ValueError):
         raise ConfigError(f"{images.name(key)} must be nested lists of numbers shaped [B, C, H, W]") from None
+
+
+def _membership_section(root: _Fields) -> _Section | None:
+    """Membership inference per observer: a log-log ROC panel per deployment and the low-FPR figures."""
+    heading = "Membership inference"
+    scored = [row for row in root.rows("results") if row.optional_mapping("roc") is not None]
+    if not scored:
+        return None
+    panels: dict[str, _RocPanel] = {}
+    rows = []
+    for row in scored:
+        deployment, scheme = row.text("deployment"), row.text("scheme")
+        roc = row.optional_mapping("roc")
+        assert roc is not None
+        false_positives, true_positives = roc.numbers("fpr"), roc.numbers("tpr")
+        if len(false_positives) != len(true_positives) or not false_positives:
+            raise ConfigError(f"{roc.where}.fpr and .tpr must be non-empty lists of one length")
+        metrics = row.optional_mapping("metrics")
+        non_members = int(metrics.number("non_members")) if metrics is not None and "non_members" in metrics.data else 2
+        who = f"{row.text('observer')} via {row.text('attack')}"
+        panels.setdefault(deployment, _RocPanel()).add(
+            scheme, who, false_positives, true_positives, row.number("value"), trials=non_members
+        )
+        figures = []
+        for key in ("0.0001", "0.001", "0.01"):
+            tpr = metrics.data.get(f"tpr@{key}") if metrics is not None else None
+            fpr = metrics.data.get(f"fpr@{key}") if metrics is not None else None
+            figures.append("" if tpr is None or fpr is None else f"{_fixed(float(tpr), 3)} (FPR {float(fpr):.2g})")
+        members = metrics.data.get("members") if metrics is not None else None
+        rows.append([
+            _escape(deployment), _escape(scheme), _escape(row.text("observer")), _escape(row.text("attack")),
+            _fixed(row.number("value"), 3), _fixed(row.number("baseline"), 3), *figures,
+            "" if members is None else f"{int(float(members))} / {non_members}",
+        ])
+    intro = (
+        "<p>How well each observer tells the target's training records from records no client trained on. "
+        "The curves are on log-log axes, where what matters shows: the true positive rate at low false "
+        "positive rates. The released model's AUC is what <code>mpc</code> reveals, so it is every "
+        "scheme's baseline; a TPR at a false positive rate below one over the non-members is not "
+        "measurable, hence the realised rate beside each figure.</p>"
+    )
+    figure = '<div class="plots">' + "".join(
+        _membership_figure(deployment, panel) for deployment, panel in panels.items()
+    ) + "</div>"
+    headers = [
+        "deployment", "scheme", "observer", "attack", "AUC", "released model's AUC", "TPR at 0.01% FPR",
+        "TPR at 0.1% FPR", "TPR at 1% FPR", "members / non-members",
+    ]
+    return _Section("membership", heading, intro + figure + _table(headers, rows, [None] * len(rows)))
+
+
+def _membership_figure(deployment: str, panel: _RocPanel) -> str:
+    floor = panel.floor()
+    caption = (
+        f"{_escape(deployment)}: membership ROC curves on log-log axes; a false positive rate of 0 is drawn at "
+        f"{floor:.3g} (one non-member in {panel.trials}). Curves that coincide are drawn once and named together."
+    )
+    image = draw_roc_curves(deployment, panel.roc_curves(), false_positive_floor=floor, log_true_positives=True)
+    return _plot(image, f"Membership ROC curves: {deployment}", caption)
 
 
 def _audit_section(root: _Fields) -> _Section:
