@@ -617,7 +617,14 @@ def _hockey_stick(mean_p: float, std_p: float, mean_q: float, std_q: float, epsi
         # between the roots, as a difference of the smaller tails
         return float(special.ndtr(high) - special.ndtr(low) if low < 0 else special.ndtr(-low) - special.ndtr(-high))
 
-    return max(mass(mean_p, std_p) - math.exp(epsilon) * mass(mean_q, std_q), 0.0)
+    q = mass(mean_q, std_q)
+    # e^epsilon q in log space: e^epsilon alone overflows a float beyond epsilon 709
+    scaled = 0.0 if q <= 0 else math.exp(min(epsilon + math.log(q), _LOG_FLOAT_MAX))
+    return max(mass(mean_p, std_p) - scaled, 0.0)
+
+
+_LOG_FLOAT_MAX = 709.0
+_UNBOUNDED = 1e4
 
 
 def _two_gaussians_epsilon(mean_p: float, std_p: float, mean_q: float, std_q: float, delta: float) -> float:
@@ -644,6 +651,8 @@ def _largest_refuted(excess: Callable[[float], float], low: float) -> float:
         return low
     high = max(1.0, 2 * low)
     while excess(high) > 0:
+        if high > _UNBOUNDED:  # e.g. two Gaussians with no overlap a float can see: no finite parameter fits
+            return math.inf
         low, high = high, 2 * high
     return _root(excess, low, high)
 

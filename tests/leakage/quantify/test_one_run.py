@@ -434,3 +434,11 @@ def test_bad_inputs_are_one_line_errors_naming_the_field(call: Callable[[], obje
         call()
 
     assert str(raised.value) == message
+
+
+def test_an_estimate_from_groups_that_barely_overlap_does_not_overflow() -> None:
+    rng = np.random.default_rng(0)
+    observed = 1.0 + 1e-4 * rng.standard_normal(200)  # canaries seen perfectly
+    never_inserted = 1e-4 * rng.standard_normal(200)
+    estimate = andrew_estimate(observed, never_inserted, delta=1e-5)
+    assert estimate.epsilon_estimate > 1000  # e^epsilon overflowed a float here before
