@@ -49,6 +49,7 @@ from attacks.history import (
 )
 from attacks.inverting_gradients import InvertingGradientsAttack
 from attacks.labels import LabelStrategy, recover_labels
+from attacks.lira import LiRAAttack, lira_scores
 from attacks.membership import LossThresholdAttack, MembershipAttack, MembershipScores
 from attacks.objective import (
     cosine_distance,
@@ -67,6 +68,23 @@ from attacks.property_inference import (
     ScoreCombination,
     combine_round_scores,
 )
+from attacks.reference_membership import (
+    REFERENCE_MODES,
+    ReferenceMembershipAttack,
+    ReferenceMode,
+    ReferenceSignals,
+    reference_memberships,
+)
+from attacks.reference_models import (
+    MinibatchSchedule,
+    initial_parameters,
+    minibatch_schedule,
+    reference_logits,
+    scaled_logits,
+    train_reference_models,
+    true_class_probabilities,
+)
+from attacks.rmia import RMIAAttack, marginal_probabilities, rmia_scores
 from attacks.round_difference import (
     RoundDifferenceAttack,
     own_weight,
@@ -95,9 +113,11 @@ __all__ = [
     "InvertingGradientsAttack",
     "Knowledge",
     "LabelStrategy",
+    "LiRAAttack",
     "LossThresholdAttack",
     "MembershipAttack",
     "MembershipScores",
+    "MinibatchSchedule",
     "Observation",
     "ObservationKind",
     "ObserverRole",
@@ -106,7 +126,12 @@ __all__ = [
     "PropertyClassifier",
     "PropertyInferenceAttack",
     "PropertyInferenceResult",
+    "REFERENCE_MODES",
+    "RMIAAttack",
     "RecoveredUpdate",
+    "ReferenceMembershipAttack",
+    "ReferenceMode",
+    "ReferenceSignals",
     "RoundDifferenceAttack",
     "ScoreCombination",
     "ShadowUpdates",
@@ -117,13 +142,23 @@ __all__ = [
     "create_attack",
     "disaggregate",
     "group_by_round",
+    "initial_parameters",
     "l2_distance",
+    "lira_scores",
     "make_upload_function",
+    "marginal_probabilities",
+    "minibatch_schedule",
     "observed_target",
     "own_weight",
     "recover_labels",
+    "reference_logits",
+    "reference_memberships",
+    "rmia_scores",
+    "scaled_logits",
     "shadow_updates",
     "target_observations",
     "total_variation",
+    "train_reference_models",
+    "true_class_probabilities",
     "use_batch_statistics",
 ]
