@@ -397,6 +397,7 @@ class MembershipScorer(Scorer):
         super().__init__(task)
         self._baselines: dict[str, float] = {}
         self._candidates: Dataset | None = None
+        self._auxiliary: Dataset | None = None
         self._labels: list[int] = []
         members = task.trained_records()
         if task.held_out is None or len(task.held_out) == 0 or len(members) == 0:
@@ -406,13 +407,17 @@ class MembershipScorer(Scorer):
             )
             return
         held_out = task.held_out
-        count = min(len(held_out), self.max_non_members)
-        chosen = torch.randperm(len(held_out), generator=task.generator())[:count].sort().values
+        # Half the held-out records are the non-members scored; the other half is the
+        # attacker's own data from the distribution (reference models train on it).
+        order = torch.randperm(len(held_out), generator=task.generator())
+        count = min((len(held_out) + 1) // 2, self.max_non_members)
+        chosen, rest = order[:count].sort().values, order[count:].sort().values
         inside, outside = task.dataset.subset(members), held_out.subset(chosen)
         self._candidates = replace(
             inside, inputs=torch.cat([inside.inputs, outside.inputs]),
             targets=torch.cat([inside.targets, outside.targets]), properties={},
         )
+        self._auxiliary = held_out.subset(rest) if len(rest) else None
         self._labels = [1] * len(members) + [0] * count
 
     def score(self, attack: str, options: Mapping[str, Any], observer: ObserverScoring) -> list[ScoreRow]:
@@ -420,9 +425,12 @@ class MembershipScorer(Scorer):
             return []
         if self._candidates is None:
             return [observer.not_applicable(attack, "auc", 0.5, 1.0, self._why)]
-        if attack not in self._baselines:
-            public = self.task.transcript.views_of("public")
-            self._baselines[attack] = self._auc(attack, options, public) if public else 0.5
+        try:
+            if attack not in self._baselines:
+                public = self.task.transcript.views_of("public")
+                self._baselines[attack] = self._auc(attack, options, public) if public else 0.5
+        except ThreatModelError as error:  # the attack cannot run even on the released model
+            return [observer.not_applicable(attack, "auc", 0.5, 1.0, str(error))]
         baseline = self._baselines[attack]
         try:
             scores = self._scores(attack, options, observer.views)
@@ -445,7 +453,11 @@ class MembershipScorer(Scorer):
     def _scores(self, attack: str, options: Mapping[str, Any], views: Sequence[RoundView]) -> Any:
         """The attack's score per candidate (members first), as a NumPy array."""
         task = self.task
-        knowledge = Knowledge.from_dataset(task.dataset, task.transcript.build_model(), candidates=self._candidates)
+        settings = task.transcript.settings
+        knowledge = Knowledge.from_dataset(
+            task.dataset, task.transcript.build_model(), candidates=self._candidates, auxiliary=self._auxiliary,
+            lr=float(settings["lr"]), batch_size=settings.get("batch_size"),
+        )
         result = create_attack(attack, **options).run(views, knowledge, client=task.target, generator=task.generator())
         return result.scores.numpy()
 
