@@ -143,10 +143,12 @@ def train_client(
     *,
     lr: float,
     buffers: dict[str, Tensor] | None = None,
+    frozen: frozenset[str] = frozenset(),
 ) -> tuple[Tensor, Tensor]:
     """Run SGD on one client's ``batches`` starting from the flat ``params`` ``[P]``.
 
-    ``buffers`` (the client's copy of the model's buffers) are updated in place.
+    ``buffers`` (the client's copy of the model's buffers) are updated in place; the
+    parameters named in ``frozen`` (``requires_grad=False`` in the user's model) never move.
 
     Returns:
         ``(update [P], first_loss [])``: the local model minus ``params``, and the loss
@@ -159,6 +161,8 @@ def train_client(
         named = layout.unflatten(local)
         value = loss({**named, **buffers} if buffers else named, inputs, targets)
         (gradient,) = torch.autograd.grad(value, local)
+        for name in frozen:
+            layout.unflatten(gradient)[name].zero_()  # a view into the flat gradient
         delta.add_(gradient, alpha=-lr)
         if index == 0:
             first_loss = value.detach()
@@ -175,6 +179,7 @@ def train_clients_vectorised(
     out: Tensor | None = None,
     workspace: MutableMapping[str, Tensor] | None = None,
     buffers: dict[str, Tensor] | None = None,
+    frozen: frozenset[str] = frozenset(),
 ) -> tuple[Tensor, Tensor]:
     """Run SGD on ``C`` clients at once; step ``s`` uses ``batches[s]``.
 
@@ -191,11 +196,14 @@ def train_clients_vectorised(
         workspace: optional buffers kept between calls for the local parameters of
             later steps (filled on first use), so repeated calls allocate less.
         buffers: the model's buffers per client, ``[C, ...]`` each, updated in place.
+        frozen: names of parameters that never move (``requires_grad=False``).
 
     Returns:
         ``(updates [C, P], first_losses [C])``; ``updates`` is ``out`` when given.
     """
-    return _vectorised_sgd(loss, layout, params, batches, lr=lr, out=out, workspace=workspace, buffers=buffers)
+    return _vectorised_sgd(
+        loss, layout, params, batches, lr=lr, out=out, workspace=workspace, buffers=buffers, frozen=frozen
+    )
 
 
 def train_clients_masked(
@@ -207,6 +215,7 @@ def train_clients_masked(
     lr: float,
     out: Tensor | None = None,
     workspace: MutableMapping[str, Tensor] | None = None,
+    frozen: frozenset[str] = frozenset(),
 ) -> tuple[Tensor, Tensor]:
     """Run SGD on ``C`` clients whose batches were padded to one shape; padding weighs 0.
 
@@ -228,11 +237,12 @@ def train_clients_masked(
         out: optional ``[C, P]`` tensor (a view is fine) that receives the updates.
         workspace: optional buffers kept between calls for the local parameters of
             later steps (filled on first use), so repeated calls allocate less.
+        frozen: names of parameters that never move (``requires_grad=False``).
 
     Returns:
         ``(updates [C, P], first_losses [C])``; ``updates`` is ``out`` when given.
     """
-    return _vectorised_sgd(loss, layout, params, batches, lr=lr, out=out, workspace=workspace)
+    return _vectorised_sgd(loss, layout, params, batches, lr=lr, out=out, workspace=workspace, frozen=frozen)
 
 
 def _vectorised_sgd(
@@ -245,12 +255,15 @@ def _vectorised_sgd(
     out: Tensor | None,
     workspace: MutableMapping[str, Tensor] | None,
     buffers: dict[str, Tensor] | None = None,
+    frozen: frozenset[str] = frozenset(),
 ) -> tuple[Tensor, Tensor]:
     """SGD over stacked per-client parameters: ``loss(params, *batches[s])`` per client and step."""
     clients = batches[0][0].shape[0]
     arguments = len(batches[0])
     if buffers:  # per-client buffers ride along as a batched argument the steps update in place
-        return _vectorised_sgd_with_buffers(loss, layout, params, batches, lr=lr, out=out, buffers=buffers)
+        return _vectorised_sgd_with_buffers(
+            loss, layout, params, batches, lr=lr, out=out, buffers=buffers, frozen=frozen
+        )
     start = layout.unflatten(params)
     if out is None:
         out = torch.empty(clients, layout.num_parameters, dtype=params.dtype, device=params.device)
@@ -266,7 +279,10 @@ def _vectorised_sgd(
     first_step = vmap(grad_and_value(loss), in_dims=(None,) + (0,) * arguments)
     gradients, first_losses = first_step(start, *batches[0])
     for name, gradient in gradients.items():
-        torch.mul(gradient.detach(), -lr, out=delta[name])
+        if name in frozen:
+            delta[name].zero_()
+        else:
+            torch.mul(gradient.detach(), -lr, out=delta[name])
     if len(batches) > 1:
         # Later steps run from per-client parameters ``start + delta``, written into
         # buffers that every step (and, given a workspace, every call) reuses: fresh
@@ -277,7 +293,8 @@ def _vectorised_sgd(
             for name, buffer in local.items():
                 torch.add(start[name], delta[name], out=buffer)
             for name, gradient in later_step(local, *arrays).items():
-                delta[name].add_(gradient.detach(), alpha=-lr)
+                if name not in frozen:
+                    delta[name].add_(gradient.detach(), alpha=-lr)
     return out, first_losses.detach()
 
 
@@ -290,6 +307,7 @@ def _vectorised_sgd_with_buffers(
     lr: float,
     out: Tensor | None,
     buffers: dict[str, Tensor],
+    frozen: frozenset[str] = frozenset(),
 ) -> tuple[Tensor, Tensor]:
     """:func:`_vectorised_sgd` for a model with buffers: each client's ``[C, ...]`` buffers move in place."""
     clients = batches[0][0].shape[0]
@@ -303,18 +321,19 @@ def _vectorised_sgd_with_buffers(
     start = layout.unflatten(params)
     first_step = vmap(grad_and_value(with_buffers), in_dims=(None, 0) + (0,) * arguments)
     gradients, first_losses = first_step(start, buffers, *batches[0])
-    torch.mul(_flat(gradients, layout).detach(), -lr, out=out)
+    torch.mul(_flat(gradients, layout, frozen).detach(), -lr, out=out)
     if len(batches) > 1:
         later_step = vmap(grad(with_buffers), in_dims=(0, 0) + (0,) * arguments)
         for arrays in batches[1:]:
             local = layout.unflatten(params.unsqueeze(0) + out)
-            out.add_(_flat(later_step(local, buffers, *arrays), layout).detach(), alpha=-lr)
+            out.add_(_flat(later_step(local, buffers, *arrays), layout, frozen).detach(), alpha=-lr)
     return out, first_losses.detach()
 
 
-def _flat(named: dict[str, Tensor], layout: ParameterLayout) -> Tensor:
-    """``[C, P]`` from per-parameter ``[C, *shape]`` tensors, in layout order."""
-    return torch.cat([named[name].reshape(named[name].shape[0], -1) for name in layout.names], dim=1)
+def _flat(named: dict[str, Tensor], layout: ParameterLayout, frozen: frozenset[str] = frozenset()) -> Tensor:
+    """``[C, P]`` from per-parameter ``[C, *shape]`` tensors, in layout order (``frozen`` ones as zeros)."""
+    pieces = [named[name].reshape(named[name].shape[0], -1) for name in layout.names]
+    return torch.cat([p.mul(0) if n in frozen else p for n, p in zip(layout.names, pieces, strict=True)], dim=1)
 
 
 def _local_buffers(

@@ -162,6 +162,8 @@ class LocalTraining:
             dataset is copied there once, and the round's updates come back to the CPU.
         buffer_layout: the model's buffers (batch-norm running statistics), which each
             client's training moves; empty for a model without buffers.
+        frozen: parameters that never move (``requires_grad=False`` in the user's model,
+            e.g. a frozen backbone); they are still part of every update, as zeros.
     """
 
     loss: LossFunction
@@ -173,6 +175,7 @@ class LocalTraining:
     can_pad: bool
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     buffer_layout: BufferLayout = field(default_factory=BufferLayout)
+    frozen: frozenset[str] = frozenset()
     # local-parameter buffers reused by every vmap call of the simulation
     _workspace: dict[str, Tensor] = field(default_factory=dict, init=False, repr=False, compare=False)
 
@@ -257,7 +260,7 @@ class LocalTraining:
                     own = None if state is None else {name: value[0] for name, value in state.items()}
                     update, first = train_client(
                         self.loss, self.layout, params, cut_batches(order, schedule, dataset), lr=self.lr,
-                        buffers=own,
+                        buffers=own, frozen=self.frozen,
                     )
                     updates[row], first_losses[row] = update, first
                     self._keep_state(client_buffers, row, state)
@@ -269,7 +272,7 @@ class LocalTraining:
                 state = self._client_state(buffers, rows.numel())
                 delta, first = train_clients_vectorised(
                     self.loss, self.layout, params, batches, lr=self.lr, out=out, workspace=self._workspace,
-                    buffers=state,
+                    buffers=state, frozen=self.frozen,
                 )
                 _store(updates, first_losses, rows, delta if out is None else None, first)
                 self._keep_state(client_buffers, rows, state)
@@ -281,7 +284,7 @@ class LocalTraining:
                 out = _consecutive(updates, rows[part])
                 delta, first = train_clients_masked(
                     self.weighted_loss, self.layout, params, padded_batches, lr=self.lr, out=out,
-                    workspace=self._workspace,
+                    workspace=self._workspace, frozen=self.frozen,
                 )
                 _store(updates, first_losses, rows[part], delta if out is None else None, first)
         return updates, first_losses

@@ -122,6 +122,7 @@ class Simulator:
             can_pad=not mixes_samples(model),
             device=device,
             buffer_layout=buffer_layout,
+            frozen=frozenset(name for name, value in model.named_parameters() if not value.requires_grad),
         )
         initial_params = flatten_parameters(model)
         initial_buffers = flatten_buffers(model)
