@@ -31,9 +31,13 @@ from leakage.checks import require_choice
 from leakage.errors import ThreatModelError
 from leakage.models import ParameterLayout, load_flat_buffers
 from leakage.simulation import LOSSES, make_loss
-from leakage.views import RoundView
+from leakage.views import RoundView, client_observer, sender_key
 
-__all__ = ["LossThresholdAttack", "MembershipAttack", "MembershipScores"]
+__all__ = ["ROUND_COMBINATIONS", "LossThresholdAttack", "MembershipAttack", "MembershipScores"]
+
+#: How a membership attack combines the rounds an observer saw: the latest model closest to
+#: the target only, or each round's closest model's scores averaged or maximised per record.
+ROUND_COMBINATIONS: tuple[str, ...] = ("latest", "mean", "max")
 
 
 @dataclass(frozen=True)
@@ -120,8 +124,9 @@ class LossThresholdAttack(MembershipAttack):
     name = "loss_threshold"
     observer = "anyone holding a global model (the public holds the released one)"
 
-    def __init__(self, *, loss: str = "cross_entropy") -> None:
+    def __init__(self, *, loss: str = "cross_entropy", rounds: str = "latest") -> None:
         self.loss = require_choice("loss", loss, LOSSES)
+        self.rounds = require_choice("rounds", rounds, ROUND_COMBINATIONS)
 
     @classmethod
     def runs_as(cls, role: ViewerRole) -> bool:
@@ -131,12 +136,28 @@ class LossThresholdAttack(MembershipAttack):
     def _run(
         self, history: Sequence[RoundView], knowledge: Knowledge, *, client: int | None, generator: torch.Generator
     ) -> MembershipScores:
-        model, view, source = self._closest_model(history, client)
+        assert knowledge.candidates is not None
+        if self.rounds == "latest":
+            model, view, source = self._closest_model(history, client)
+            scores = -self._losses(model, view, source, knowledge, client)
+            return MembershipScores(self.name, view.observer, scores, view.round_index,
+                                    details={"local_model": float(source == "local")})
+        models = self._models_by_round(history, client)
+        per_round = torch.stack([-self._losses(m, v, source, knowledge, client) for m, v, source in models])
+        scores = per_round.mean(dim=0) if self.rounds == "mean" else per_round.max(dim=0).values
+        return MembershipScores(
+            self.name, models[-1][1].observer, scores, models[-1][1].round_index,
+            details={"rounds": float(len(models)), "local_models": float(sum(s == "local" for _, _, s in models))},
+        )
+
+    def _losses(
+        self, model: Tensor, view: RoundView, source: str, knowledge: Knowledge, client: int | None
+    ) -> Tensor:
+        """Each candidate's loss under ``model``, run as its users run it (evaluation mode, its buffers)."""
         assert knowledge.candidates is not None
         layout = ParameterLayout.of(knowledge.model)
-        # inference as the model's users run it: evaluation mode, with the buffers of the model read
         net = copy.deepcopy(knowledge.model).eval()
-        buffers = view.own.get("buffers") if source == "local" else view.buffers_after
+        buffers = _local_buffers(view, client) if source == "local" else view.buffers_after
         if buffers is not None and buffers.numel():
             load_flat_buffers(net, buffers)
         per_record = make_loss(net, self.loss)  # type: ignore[arg-type]
@@ -147,9 +168,28 @@ class LossThresholdAttack(MembershipAttack):
             return per_record(params, inputs.unsqueeze(0), target.unsqueeze(0))
 
         with torch.no_grad():
-            losses = torch.func.vmap(record_loss)(candidates.inputs, candidates.targets)
-        return MembershipScores(self.name, view.observer, -losses.double(), view.round_index,
-                                details={"local_model": float(source == "local")})
+            losses: Tensor = torch.func.vmap(record_loss)(candidates.inputs, candidates.targets)
+        return losses.double()
+
+    @staticmethod
+    def _models_by_round(history: Sequence[RoundView], client: int | None) -> list[tuple[Tensor, RoundView, str]]:
+        """Per round the observer saw a model, the closest one to ``client``'s data: its local model where
+        the view holds its upload in the clear, else the global model released that round."""
+        models = []
+        for view in history:
+            if client is not None:
+                try:
+                    upload = Observation.from_view(view, client)
+                except ThreatModelError:
+                    pass
+                else:
+                    models.append((upload.params + upload.value.to(upload.params.dtype), view, "local"))
+                    continue
+            if view.params_after is not None:
+                models.append((view.params_after, view, "global"))
+        if not models:
+            raise ThreatModelError(f"observer {history[0].observer!r} never saw a model")
+        return models
 
     @staticmethod
     def _closest_model(history: Sequence[RoundView], client: int | None) -> tuple[Tensor, RoundView, str]:
@@ -168,3 +208,14 @@ class LossThresholdAttack(MembershipAttack):
         latest = seen[-1]
         assert latest.params_after is not None
         return latest.params_after, latest, "global"
+
+
+def _local_buffers(view: RoundView, client: int | None) -> Tensor | None:
+    """The buffers ``client`` sent beside the upload this view holds (its own, for the client itself)."""
+    if client is None:
+        return None
+    sent = view.received.get(sender_key("buffers", client))
+    if isinstance(sent, Tensor):
+        return sent
+    own = view.own.get("buffers") if view.observer == client_observer(client) else None
+    return own if isinstance(own, Tensor) else None
