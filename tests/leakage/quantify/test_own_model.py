@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torchvision
 
 from leakage.quantify import parse_spec, score
 
@@ -11,7 +12,6 @@ pytestmark = pytest.mark.slow  # resnet18 has 11.2M parameters: about a minute a
 
 
 def test_a_torchvision_resnet18_instance_is_scored_at_two_and_twenty_clients() -> None:
-    torchvision = pytest.importorskip("torchvision")
     torch.manual_seed(0)
     net = torchvision.models.resnet18(num_classes=10)  # as is: BatchNorm2d with running statistics
     spec = parse_spec({
