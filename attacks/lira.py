@@ -15,19 +15,16 @@ advises for few reference models.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 
-from attacks.base import ATTACKS, Knowledge
-from attacks.membership import MembershipScores
-from attacks.reference_membership import ReferenceMembershipAttack, ReferenceMode
+from attacks.base import ATTACKS
+from attacks.reference_membership import ReferenceMembershipAttack, ReferenceMode, ReferenceSignals
 from attacks.reference_models import scaled_logits
 from leakage.checks import require_bool
 from leakage.errors import ConfigError
 from leakage.simulation import LossName
-from leakage.views import RoundView
 
 __all__ = ["LiRAAttack", "lira_scores"]
 
@@ -79,6 +76,7 @@ def _log_normal(value: Tensor, mean: Tensor, variance: Tensor) -> Tensor:
 class LiRAAttack(ReferenceMembershipAttack):
     """Score candidates by a per-record Gaussian likelihood test of the target's scaled logit (Carlini et al. 2022).
 
+    >>> from attacks import Knowledge
     >>> from leakage import load_dataset, simulate
     >>> from leakage.models import create_model
     >>> data = load_dataset("digits")
@@ -103,25 +101,21 @@ class LiRAAttack(ReferenceMembershipAttack):
         records_per_model: int | None = None,
         fixed_variance: bool = False,
         loss: LossName = "cross_entropy",
+        rounds: str = "latest",
+        start: str = "auto",
     ) -> None:
         super().__init__(mode=mode, reference_models=reference_models, epochs=epochs, batch_size=batch_size, lr=lr,
-                         records_per_model=records_per_model, loss=loss)
+                         records_per_model=records_per_model, loss=loss, rounds=rounds, start=start)
         self.fixed_variance = require_bool("fixed_variance", fixed_variance)
         per_side = self.reference_models // 2 if self.mode == "online" else self.reference_models
         if per_side < 2:
             raise ConfigError(f"lira estimates variances from at least 2 models per side: reference_models must be "
                               f">= {4 if self.mode == 'online' else 2} {self.mode}, got {reference_models}")
 
-    def _run(
-        self, history: Sequence[RoundView], knowledge: Knowledge, *, client: int | None, generator: torch.Generator
-    ) -> MembershipScores:
-        signals = self.signals(history, knowledge, client, generator)
+    def _score(self, signals: ReferenceSignals) -> tuple[Tensor, dict[str, float]]:
         count, labels = signals.num_candidates, signals.labels[: signals.num_candidates]
         scores = lira_scores(
             scaled_logits(signals.target[:count], labels), scaled_logits(signals.references[:, :count], labels),
             signals.is_in[:, :count], mode=self.mode, fixed_variance=self.fixed_variance,
         )
-        return MembershipScores(self.name, signals.view.observer, scores, signals.view.round_index,
-                                details=signals.details)
-
-
+        return scores, {}

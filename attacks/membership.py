@@ -12,6 +12,13 @@ records better than unseen ones, so the score of record ``(x, y)`` is its negati
 holds: the target's latest local model where a view holds its upload in the clear
 (``theta = global + update``, the server under ``plain``), else the latest global model
 it saw (the released model for the public).
+
+Across rounds (``rounds = "mean"`` or ``"max"``, here and in :mod:`attacks.lira` and
+:mod:`attacks.rmia`): each round's closest model is scored and the scores are averaged
+or maximised per record. Where some views hold the target's upload in the clear (the
+server under ``plain`` or ``dp`` in the rounds the target took part in), only those
+rounds count; otherwise every round's global model does (a participant, an eavesdropper
+under secure aggregation).
 """
 
 from __future__ import annotations
@@ -33,7 +40,15 @@ from leakage.models import ParameterLayout, load_flat_buffers
 from leakage.simulation import LOSSES, make_loss
 from leakage.views import RoundView, client_observer, sender_key
 
-__all__ = ["ROUND_COMBINATIONS", "LossThresholdAttack", "MembershipAttack", "MembershipScores"]
+__all__ = [
+    "CALIBRATIONS", "ROUND_COMBINATIONS", "LossThresholdAttack", "MembershipAttack", "MembershipScores",
+    "local_buffers", "round_start_model",
+]
+
+#: How ``loss_threshold`` scores a record under a model: its negative loss (Yeom et al.), or with
+#: ``round_start`` its loss under the round's starting model minus it (how much the round fitted
+#: the record), ``auto`` where the observer saw that model.
+CALIBRATIONS: tuple[str, ...] = ("none", "auto", "round_start")
 
 #: How a membership attack combines the rounds an observer saw: the latest model closest to
 #: the target only, or each round's closest model's scores averaged or maximised per record.
@@ -124,9 +139,10 @@ class LossThresholdAttack(MembershipAttack):
     name = "loss_threshold"
     observer = "anyone holding a global model (the public holds the released one)"
 
-    def __init__(self, *, loss: str = "cross_entropy", rounds: str = "latest") -> None:
+    def __init__(self, *, loss: str = "cross_entropy", rounds: str = "latest", calibration: str = "none") -> None:
         self.loss = require_choice("loss", loss, LOSSES)
         self.rounds = require_choice("rounds", rounds, ROUND_COMBINATIONS)
+        self.calibration = require_choice("calibration", calibration, CALIBRATIONS)
 
     @classmethod
     def runs_as(cls, role: ViewerRole) -> bool:
@@ -139,16 +155,32 @@ class LossThresholdAttack(MembershipAttack):
         assert knowledge.candidates is not None
         if self.rounds == "latest":
             model, view, source = self._closest_model(history, client)
-            scores = -self._losses(model, view, source, knowledge, client)
+            scores, calibrated = self._scores(model, view, source, knowledge, client)
             return MembershipScores(self.name, view.observer, scores, view.round_index,
-                                    details={"local_model": float(source == "local")})
+                                    details={"local_model": float(source == "local"), "calibrated": float(calibrated)})
         models = self._models_by_round(history, client)
-        per_round = torch.stack([-self._losses(m, v, source, knowledge, client) for m, v, source in models])
+        scored = [self._scores(m, v, source, knowledge, client) for m, v, source in models]
+        per_round = torch.stack([scores for scores, _ in scored])
         scores = per_round.mean(dim=0) if self.rounds == "mean" else per_round.max(dim=0).values
         return MembershipScores(
             self.name, models[-1][1].observer, scores, models[-1][1].round_index,
-            details={"rounds": float(len(models)), "local_models": float(sum(s == "local" for _, _, s in models))},
+            details={"rounds": float(len(models)), "local_models": float(sum(s == "local" for _, _, s in models)),
+                     "calibrated": float(sum(calibrated for _, calibrated in scored))},
         )
+
+    def _scores(
+        self, model: Tensor, view: RoundView, source: str, knowledge: Knowledge, client: int | None
+    ) -> tuple[Tensor, bool]:
+        """Each candidate's score under one model, and whether it was calibrated by the round's starting model."""
+        losses = self._losses(model, view, source, knowledge, client)
+        start = round_start_model(view, source, client) if self.calibration != "none" else None
+        if start is None:
+            if self.calibration == "round_start":
+                raise ThreatModelError(f"{self.name} with calibration='round_start' compares each record's loss "
+                                       f"with its loss under the model the round began from, which observer "
+                                       f"{view.observer!r} did not see in round {view.round_index}")
+            return -losses, False
+        return self._losses(start, view, "start", knowledge, client) - losses, True
 
     def _losses(
         self, model: Tensor, view: RoundView, source: str, knowledge: Knowledge, client: int | None
@@ -157,7 +189,7 @@ class LossThresholdAttack(MembershipAttack):
         assert knowledge.candidates is not None
         layout = ParameterLayout.of(knowledge.model)
         net = copy.deepcopy(knowledge.model).eval()
-        buffers = _local_buffers(view, client) if source == "local" else view.buffers_after
+        buffers = {"local": local_buffers(view, client), "start": view.buffers_before}.get(source, view.buffers_after)
         if buffers is not None and buffers.numel():
             load_flat_buffers(net, buffers)
         per_record = make_loss(net, self.loss)  # type: ignore[arg-type]
@@ -174,7 +206,9 @@ class LossThresholdAttack(MembershipAttack):
     @staticmethod
     def _models_by_round(history: Sequence[RoundView], client: int | None) -> list[tuple[Tensor, RoundView, str]]:
         """Per round the observer saw a model, the closest one to ``client``'s data: its local model where
-        the view holds its upload in the clear, else the global model released that round."""
+        the view holds its upload in the clear, else the global model released that round. Where some
+        rounds show its local model, only those count: the global model of a round it sat out holds
+        its data only as every earlier aggregate does."""
         models = []
         for view in history:
             if client is not None:
@@ -189,7 +223,8 @@ class LossThresholdAttack(MembershipAttack):
                 models.append((view.params_after, view, "global"))
         if not models:
             raise ThreatModelError(f"observer {history[0].observer!r} never saw a model")
-        return models
+        local = [model for model in models if model[2] == "local"]
+        return local or models
 
     @staticmethod
     def _closest_model(history: Sequence[RoundView], client: int | None) -> tuple[Tensor, RoundView, str]:
@@ -210,7 +245,18 @@ class LossThresholdAttack(MembershipAttack):
         return latest.params_after, latest, "global"
 
 
-def _local_buffers(view: RoundView, client: int | None) -> Tensor | None:
+def round_start_model(view: RoundView, source: str, client: int | None) -> Tensor | None:
+    """The global model the round of ``view`` began from, as the observer saw it, or ``None``.
+
+    For a ``local`` model (``client``'s upload in the clear) it is the model the upload
+    was computed on; for a ``global`` one, ``view.params_before`` (the public has none).
+    """
+    if source == "local" and client is not None:
+        return Observation.from_view(view, client).params
+    return view.params_before
+
+
+def local_buffers(view: RoundView, client: int | None) -> Tensor | None:
     """The buffers ``client`` sent beside the upload this view holds (its own, for the client itself)."""
     if client is None:
         return None

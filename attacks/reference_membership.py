@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import time
+from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Literal, get_args
@@ -28,7 +29,14 @@ import torch
 from torch import Tensor
 
 from attacks.base import Knowledge, ViewerRole
-from attacks.membership import LossThresholdAttack, MembershipAttack
+from attacks.membership import (
+    ROUND_COMBINATIONS,
+    LossThresholdAttack,
+    MembershipAttack,
+    MembershipScores,
+    local_buffers,
+    round_start_model,
+)
 from attacks.reference_models import reference_logits, train_reference_models
 from leakage.checks import require_choice, require_int, require_optional_int, require_positive_float
 from leakage.errors import ConfigError, ThreatModelError
@@ -36,10 +44,15 @@ from leakage.models import ParameterLayout, load_flat_buffers
 from leakage.simulation import LOSSES, LossName
 from leakage.views import RoundView
 
-__all__ = ["REFERENCE_MODES", "ReferenceMembershipAttack", "ReferenceMode", "ReferenceSignals", "reference_memberships"]
+__all__ = [
+    "REFERENCE_MODES", "REFERENCE_STARTS", "ReferenceMembershipAttack", "ReferenceMode", "ReferenceSignals",
+    "reference_memberships",
+]
 
 ReferenceMode = Literal["offline", "online"]
 REFERENCE_MODES: tuple[ReferenceMode, ...] = get_args(ReferenceMode)
+#: Where reference models start: fresh initialisations, the round's global model, or the latter where seen.
+REFERENCE_STARTS: tuple[str, ...] = ("auto", "scratch", "round")
 
 
 def reference_memberships(
@@ -109,22 +122,53 @@ class ReferenceSignals:
     details: dict[str, float]
 
 
+@dataclass(frozen=True)
+class _Recipe:
+    """How the reference models of one target model train: from where, on how many records, how long."""
+
+    start: Tensor | None  # flat parameters every reference model starts from; None: fresh initialisations
+    epochs: int
+    batch_size: int | None
+    records_per_model: int | None
+
+
 class ReferenceMembershipAttack(MembershipAttack):
     """A membership attack that trains reference models: shared options, checks and signals.
 
-    Subclasses score the candidates from :meth:`signals` in :meth:`_run`.
+    Subclasses turn one target model's :class:`ReferenceSignals` into scores in
+    :meth:`_score`; :meth:`_run` picks the target models, by ``rounds``, and combines.
+
+    Which reference models calibrate a target model (``start``):
+
+    - ``scratch``: fresh initialisations trained ``epochs`` passes over their records with
+      ``batch_size`` (the recipe of a model trained from the start, as the released one);
+    - ``round``: every reference model starts from the global model the round began from
+      (the attacker saw it: a server, a participant, an eavesdropper) and trains one round
+      of the clients' recipe (``knowledge.algorithm``: FedSGD one step on
+      ``min(batch_size, num_samples)`` records, FedAvg ``knowledge.local_epochs`` passes over
+      ``knowledge.num_samples`` in batches of ``knowledge.batch_size``), so IN and OUT
+      differ by one round's training on a record, as the target's local model (or the
+      round's aggregate) does;
+    - ``auto`` (default): ``round`` where the view holds the round's starting model,
+      ``scratch`` where it does not (the public holds only the released model).
 
     Args:
         mode: ``offline`` (reference models trained on auxiliary data only) or ``online``
             (pairs that also split the candidates).
         reference_models: ``K``; even when ``online``.
-        epochs: passes of each reference model over its records.
-        batch_size: records per SGD step; ``None`` uses ``knowledge.batch_size`` (all
-            records at once when that is ``None`` too).
+        epochs: passes of each reference model over its records (``scratch``).
+        batch_size: records per SGD step (``scratch``); ``None`` uses ``knowledge.batch_size``
+            (all records at once when that is ``None`` too).
         lr: the SGD learning rate; ``None`` uses ``knowledge.lr``.
         records_per_model: records each reference model trains on; ``None``: half of the
-            auxiliary data (online: plus half of the candidates).
+            auxiliary data (online: plus half of the candidates) from scratch, one round's
+            records (above) from a round's model.
         loss: the training loss.
+        rounds: ``latest`` scores the model closest to the target that the views hold
+            (its latest local model seen in the clear, else the latest global model);
+            ``mean`` / ``max`` score each round's closest model, each with its own reference
+            models, and average or maximise the scores per record.
+        start: ``auto``, ``scratch`` or ``round`` (above).
     """
 
     observer: ClassVar[str] = "anyone holding a global model and auxiliary data (the public holds the released model)"
@@ -139,6 +183,8 @@ class ReferenceMembershipAttack(MembershipAttack):
         lr: float | None = None,
         records_per_model: int | None = None,
         loss: LossName = "cross_entropy",
+        rounds: str = "latest",
+        start: str = "auto",
     ) -> None:
         self.mode: ReferenceMode = require_choice("mode", mode, REFERENCE_MODES)
         self.reference_models = require_int("reference_models", reference_models, minimum=1)
@@ -151,23 +197,80 @@ class ReferenceMembershipAttack(MembershipAttack):
         self.records_per_model = require_optional_int("records_per_model", records_per_model, minimum=1)
         require_choice("loss", loss, LOSSES)
         self.loss: LossName = loss
+        self.rounds = require_choice("rounds", rounds, ROUND_COMBINATIONS)
+        self.start = require_choice("start", start, REFERENCE_STARTS)
 
     @classmethod
     def runs_as(cls, role: ViewerRole) -> bool:
         """Every observer holds at least the released model."""
         return True
 
+    @abstractmethod
+    def _score(self, signals: ReferenceSignals) -> tuple[Tensor, dict[str, float]]:
+        """Each candidate's score (float64 ``[M]``) and extra details, from one target model's signals."""
+
+    def _run(
+        self, history: Sequence[RoundView], knowledge: Knowledge, *, client: int | None, generator: torch.Generator
+    ) -> MembershipScores:
+        if self.rounds == "latest":
+            models = [LossThresholdAttack._closest_model(history, client)]
+        else:
+            models = LossThresholdAttack._models_by_round(history, client)
+        per_round, details = [], {}
+        for flat, view, source in models:
+            signals = self.signals_of(flat, view, source, knowledge, client, generator)
+            scores, extra = self._score(signals)
+            per_round.append(scores)
+            details = {**signals.details, **extra}
+        stacked = torch.stack(per_round)
+        combined = stacked.max(dim=0).values if self.rounds == "max" else stacked.mean(dim=0)
+        last = models[-1][1]
+        if self.rounds != "latest":
+            details = {**details, "rounds": float(len(models)),
+                       "local_models": float(sum(source == "local" for _, _, source in models))}
+        return MembershipScores(self.name, last.observer, combined, last.round_index, details=details)
+
     def signals(
         self, history: Sequence[RoundView], knowledge: Knowledge, client: int | None, generator: torch.Generator
     ) -> ReferenceSignals:
-        """Train the reference models; evaluate them and the target on every candidate and auxiliary record.
+        """The signals of the model closest to ``client``'s data the views hold (``rounds = "latest"``)."""
+        flat, view, source = LossThresholdAttack._closest_model(history, client)
+        return self.signals_of(flat, view, source, knowledge, client, generator)
+
+    def _recipe(self, view: RoundView, source: str, knowledge: Knowledge, client: int | None) -> _Recipe:
+        """Where the reference models of the target model in ``view`` start and how they train."""
+        begun = round_start_model(view, source, client)
+        if self.start == "round" and begun is None:
+            raise ThreatModelError(f"{self.name} with start='round' trains reference models from the model the "
+                                   f"round began from, which observer {view.observer!r} did not see in round "
+                                   f"{view.round_index}")
+        if self.start == "scratch" or begun is None:
+            return _Recipe(None, self.epochs, self.batch_size if self.batch_size is not None else knowledge.batch_size,
+                           self.records_per_model)
+        if knowledge.algorithm == "fedsgd":
+            samples = knowledge.num_samples if knowledge.batch_size is None else min(knowledge.batch_size,
+                                                                                    knowledge.num_samples)
+            return _Recipe(begun, 1, None, self.records_per_model or samples)
+        return _Recipe(begun, knowledge.local_epochs, knowledge.batch_size,
+                       self.records_per_model or knowledge.num_samples)
+
+    def signals_of(
+        self,
+        flat: Tensor,
+        view: RoundView,
+        source: str,
+        knowledge: Knowledge,
+        client: int | None,
+        generator: torch.Generator,
+    ) -> ReferenceSignals:
+        """Train the reference models of the target model ``flat`` (seen in ``view``, a ``local`` or
+        ``global`` model); evaluate them and the target on every candidate and auxiliary record.
 
         Raises:
             ThreatModelError: no auxiliary data or learning rate, a view whose model does not
                 match ``knowledge.model``, or an architecture reference models cannot be
                 trained for (batch normalisation, a layer without a known initialisation).
         """
-        flat, view, source = LossThresholdAttack._closest_model(history, client)
         candidates, auxiliary = knowledge.candidates, knowledge.auxiliary
         assert candidates is not None
         if auxiliary is None or len(auxiliary) == 0:
@@ -181,19 +284,20 @@ class ReferenceMembershipAttack(MembershipAttack):
         if flat.numel() != layout.num_parameters:
             raise ThreatModelError(f"the observed model has {flat.numel()} parameters but knowledge.model has "
                                    f"{layout.num_parameters}: the declared architecture does not match the view")
+        recipe = self._recipe(view, source, knowledge, client)
         dtype = next(knowledge.model.parameters()).dtype
         inputs = torch.cat([candidates.inputs, auxiliary.inputs]).to(dtype)
         labels = torch.cat([candidates.targets, auxiliary.targets])
         is_in = reference_memberships(
             len(candidates), len(auxiliary), models=self.reference_models, mode=self.mode,
-            records_per_model=self.records_per_model, generator=generator,
+            records_per_model=recipe.records_per_model, generator=generator,
         )
         started = time.perf_counter()
         try:
             params = train_reference_models(
-                knowledge.model, is_in, inputs, labels, epochs=self.epochs, lr=lr,
-                batch_size=self.batch_size if self.batch_size is not None else knowledge.batch_size,
+                knowledge.model, is_in, inputs, labels, epochs=recipe.epochs, lr=lr, batch_size=recipe.batch_size,
                 generator=generator, loss=self.loss,
+                start=None if recipe.start is None else layout.unflatten(recipe.start.to(dtype)),
             )
         except ConfigError as error:  # the architecture rules the attack out, as a missing view would
             raise ThreatModelError(f"{self.name} cannot train reference models of knowledge.model: {error}") from None
@@ -201,14 +305,12 @@ class ReferenceMembershipAttack(MembershipAttack):
         references = reference_logits(knowledge.model, params, inputs)
         # the target as its users run it: evaluation mode, with the buffers the observer read
         net = copy.deepcopy(knowledge.model)
-        buffers = view.own.get("buffers") if source == "local" else view.buffers_after
+        buffers = local_buffers(view, client) if source == "local" else view.buffers_after
         if buffers is not None and buffers.numel():
             load_flat_buffers(net, buffers)
         target_params = {name: value.unsqueeze(0) for name, value in layout.unflatten(flat.to(dtype)).items()}
         target = reference_logits(net, target_params, inputs)[0]
         details = {"reference_models": float(self.reference_models), "reference_seconds": trained,
                    "records_per_model": float(is_in.sum(dim=1).double().mean()),
-                   "local_model": float(source == "local")}
+                   "local_model": float(source == "local"), "from_round_model": float(recipe.start is not None)}
         return ReferenceSignals(target, references, is_in, labels, len(candidates), view, details)
-
-

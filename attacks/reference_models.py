@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -183,14 +184,16 @@ def train_reference_models(
     batch_size: int | None,
     generator: torch.Generator,
     loss: LossName = "cross_entropy",
+    start: Mapping[str, Tensor] | None = None,
 ) -> dict[str, Tensor]:
     """Train ``K`` models of ``model``'s architecture, model ``k`` on the records ``datasets_mask[k]``; all at once.
 
     Plain SGD: every step ``theta_k <- theta_k - lr * grad_theta (1 / |b_k|) sum_{i in b_k} l(theta_k; x_i, y_i)``
     on model ``k``'s batch ``b_k`` from :func:`minibatch_schedule`, from independent
-    initialisations (:func:`initial_parameters`); every step is one ``vmap`` of the loss
-    over the ``K`` models and one backward pass. It equals training each model alone on
-    the same batches.
+    initialisations (:func:`initial_parameters`) or all from one given model (``start``:
+    a round's global model, from which a client trains); every step is one ``vmap`` of
+    the loss over the ``K`` models and one backward pass. It equals training each model
+    alone on the same batches.
 
     Args:
         model: the architecture (its weights are not used); in the parameters' dtype.
@@ -201,6 +204,8 @@ def train_reference_models(
         lr: the SGD learning rate.
         generator: draws the initialisations, then the shuffles.
         loss: the training loss (:data:`leakage.simulation.LOSSES`).
+        start: ``{name: tensor}`` of one model's parameters every model starts from; ``None``
+            draws ``K`` initialisations (and then no draws come before the shuffles).
 
     Returns:
         The trained parameters, stacked: ``{name: [K, *shape]}``.
@@ -222,7 +227,16 @@ def train_reference_models(
     if datasets_mask.shape[1:] != targets.shape or inputs.shape[0] != targets.shape[0]:
         raise ConfigError(f"datasets_mask {tuple(datasets_mask.shape)}, inputs {tuple(inputs.shape)} and targets "
                           f"{tuple(targets.shape)} must hold the same N records")
-    params = initial_parameters(model, int(datasets_mask.shape[0]), generator=generator)
+    count = int(datasets_mask.shape[0])
+    if start is None:
+        params = initial_parameters(model, count, generator=generator)
+    else:
+        shapes = {name: tuple(p.shape) for name, p in model.named_parameters()}
+        given = {name: tuple(value.shape) for name, value in start.items()}
+        if given != shapes:
+            raise ConfigError(f"start must hold the model's parameters {shapes}, got {given}")
+        params = {name: value.detach().to(next(model.parameters()).dtype).unsqueeze(0).repeat(
+            count, *([1] * value.dim())) for name, value in start.items()}
     dtype = next(iter(params.values())).dtype
     schedule = minibatch_schedule(datasets_mask, epochs=epochs, batch_size=batch_size, generator=generator, dtype=dtype)
     batch_loss = vmap(make_weighted_loss(copy.deepcopy(model).train(), loss))

@@ -21,19 +21,15 @@ population records, but with a few hundred it ties many candidates at score 0.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 from torch import Tensor
 
-from attacks.base import ATTACKS, Knowledge
-from attacks.membership import MembershipScores
-from attacks.reference_membership import ReferenceMembershipAttack, ReferenceMode
+from attacks.base import ATTACKS
+from attacks.reference_membership import ReferenceMembershipAttack, ReferenceMode, ReferenceSignals
 from attacks.reference_models import true_class_probabilities
 from leakage.checks import require_in_interval, require_positive_float
 from leakage.errors import ThreatModelError
 from leakage.simulation import LossName
-from leakage.views import RoundView
 
 __all__ = ["RMIAAttack", "marginal_probabilities", "rmia_scores"]
 
@@ -84,6 +80,7 @@ def rmia_scores(candidate_ratios: Tensor, population_ratios: Tensor, *, gamma: f
 class RMIAAttack(ReferenceMembershipAttack):
     """Score each candidate by the share of population records it beats in likelihood ratio (Zarifzadeh et al. 2024).
 
+    >>> from attacks import Knowledge
     >>> from leakage import load_dataset, simulate
     >>> from leakage.models import create_model
     >>> data = load_dataset("digits")
@@ -110,16 +107,15 @@ class RMIAAttack(ReferenceMembershipAttack):
         gamma: float = 1.0,
         offline_a: float = 0.3,
         loss: LossName = "cross_entropy",
+        rounds: str = "latest",
+        start: str = "auto",
     ) -> None:
         super().__init__(mode=mode, reference_models=reference_models, epochs=epochs, batch_size=batch_size, lr=lr,
-                         records_per_model=records_per_model, loss=loss)
+                         records_per_model=records_per_model, loss=loss, rounds=rounds, start=start)
         self.gamma = require_positive_float("gamma", gamma)
         self.offline_a = require_in_interval("offline_a", offline_a, 0.0, 1.0)
 
-    def _run(
-        self, history: Sequence[RoundView], knowledge: Knowledge, *, client: int | None, generator: torch.Generator
-    ) -> MembershipScores:
-        signals = self.signals(history, knowledge, client, generator)
+    def _score(self, signals: ReferenceSignals) -> tuple[Tensor, dict[str, float]]:
         count = signals.num_candidates
         ratios = true_class_probabilities(signals.target, signals.labels) / marginal_probabilities(
             true_class_probabilities(signals.references, signals.labels), signals.is_in, mode=self.mode,
@@ -130,5 +126,4 @@ class RMIAAttack(ReferenceMembershipAttack):
             raise ThreatModelError("rmia found no auxiliary record that some reference model left out "
                                    "to compare the candidates with: lower records_per_model")
         scores = rmia_scores(ratios[:count], population, gamma=self.gamma)
-        details = {**signals.details, "population": float(len(population))}
-        return MembershipScores(self.name, signals.view.observer, scores, signals.view.round_index, details=details)
+        return scores, {"population": float(len(population))}

@@ -30,13 +30,28 @@ the slowest such step of any attack and seed, and ``all_attacks_seconds_max`` th
 slowest seed's time for all seven attacks together. One torch thread; the machine's
 load average is printed with the figures, since the timings depend on it.
 
-Usage: python benchmarks/membership.py [--seeds 5] [--quick]
+Observers (``--parts observers``): the same attacks through ``leakage score``'s scoring
+(:func:`leakage.quantify.score_transcript`) on federated runs, for the ``server`` and the
+``public``. Half of ``digits`` is held out (half of it the non-members scored, half the
+attacker's auxiliary data); the rest is split among the clients; the target is client 0.
+Runs: ``plain_fedavg`` (10 clients, 5 rounds, 2 local epochs, batches of 10, lr 0.3) and
+``dp_fedavg`` (the one-run audit's DP-FedAvg: 100 clients, Poisson sampling 0.1, 100
+rounds, clip 1, noise multiplier 1, a trusted server that sees every clipped update).
+The server's attacks combine the rounds that show the target's local model (``rounds``:
+``max`` of the loss calibrated by the round's starting model, ``mean`` for LiRA and RMIA,
+whose reference models start from it); the public's read the released model. Per run, attack and observer: AUC and TPR
+at 0.1% and 1% FPR averaged over seeds, per-seed AUCs, and whether the server's figures
+were at or above the public's in every seed; ``best_attack_auc``: per seed each
+observer's best AUC over the three attacks, and the same comparison.
+
+Usage: python benchmarks/membership.py [--seeds 5] [--quick] [--parts released,observers]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import statistics
 import time
@@ -149,22 +164,97 @@ def summarise(figures: Mapping[str, list[Any]]) -> dict[str, Any]:
     }
 
 
+OBSERVER_ATTACKS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("loss_threshold", {"rounds": "max", "calibration": "auto"}),
+    ("lira", {"rounds": "mean", "reference_models": REFERENCE_MODELS}),
+    ("rmia", {"rounds": "mean", "reference_models": REFERENCE_MODELS}),
+)
+OBSERVER_RUNS: dict[str, dict[str, Any]] = {
+    "plain_fedavg": {"n_clients": 10, "rounds": 5, "algorithm": "fedavg", "local_epochs": 2, "batch_size": 10,
+                     "lr": 0.3, "scheme": "plain"},
+    "dp_fedavg": {"n_clients": 100, "clients_per_round": 10, "client_sampling": "poisson", "rounds": 100,
+                  "algorithm": "fedavg", "scheme": "dp"},
+}
+
+
+def observers_case(data: Dataset, run: str, seeds: Sequence[int], models: int) -> dict[str, Any]:
+    """The server's and the public's membership figures on one federated run per seed."""
+    from defenses.dp import CentralDP
+    from leakage.quantify import score_transcript, split_test_data
+    from leakage.simulation import SimulationSettings, Simulator
+
+    options = OBSERVER_RUNS[run]
+    attacks = [(name, {**opts, "reference_models": models} if "reference_models" in opts else opts)
+               for name, opts in OBSERVER_ATTACKS]
+    figures: dict[tuple[str, str], dict[str, list[Any]]] = {}
+    started, members = time.perf_counter(), []
+    for seed in seeds:
+        train, test = split_test_data(data, 0.5, seed)
+        settings = SimulationSettings(model="mlp", seed=seed, **options)
+        scheme = CentralDP(clip_norm=1.0, noise_multiplier=1.0, delta=1e-5) if options["scheme"] == "dp" else None
+        transcript = Simulator(settings, dataset=train, scheme=scheme).run()
+        rows = score_transcript(transcript, train, observers=["server", "public"], attacks=attacks, target=0,
+                                seed=seed, held_out=test)
+        for row in rows:
+            if row.metric != "auc" or row.status != "ok":
+                continue
+            cell = figures.setdefault((row.attack, row.observer), {"auc": [], "tpr@0.001": [], "tpr@0.01": []})
+            for name in cell:
+                cell[name].append(float(row.value if name == "auc" else row.metrics[name]))
+            if row.attack == "loss_threshold" and row.observer == "server":
+                members.append(int(row.metrics["members"]))
+    table: dict[str, Any] = {}
+    for (attack, observer), cell in sorted(figures.items()):
+        table.setdefault(attack, {})[observer] = {
+            "auc_mean": statistics.mean(cell["auc"]), "auc_per_seed": [round(v, 4) for v in cell["auc"]],
+            "tpr@0.001_mean": statistics.mean(cell["tpr@0.001"]), "tpr@0.01_mean": statistics.mean(cell["tpr@0.01"]),
+        }
+    for attack, cells in table.items():
+        if {"server", "public"} <= set(cells):
+            server, public = figures[(attack, "server")], figures[(attack, "public")]
+            cells["server_at_or_above_public_every_seed"] = all(
+                server[name][i] >= public[name][i] for name in ("auc", "tpr@0.001", "tpr@0.01")
+                for i in range(len(seeds)))
+    best = {observer: [max(figures[(attack, observer)]["auc"][i] for attack, _ in attacks
+                           if (attack, observer) in figures) for i in range(len(seeds))]
+            for observer in ("server", "public")}
+    table["best_attack_auc"] = {**{observer: [round(v, 4) for v in values] for observer, values in best.items()},
+                                "server_at_or_above_public_every_seed": all(
+                                    s >= p for s, p in zip(best["server"], best["public"], strict=True))}
+    return {"setting": options, "seeds": list(seeds), "target_members_per_seed": members,
+            "seconds": time.perf_counter() - started, "attacks": table}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5, help="targets per case (default 5)")
     parser.add_argument("--quick", action="store_true", help="one seed, 8 reference models: a smoke run")
+    parser.add_argument("--parts", default="released,observers",
+                        help="comma-separated: released (the released-model cases), observers (server vs public)")
     args = parser.parse_args()
+    parts = [part.strip() for part in args.parts.split(",") if part.strip()]
+    unknown = sorted(set(parts) - {"released", "observers"})
+    if unknown or not parts:
+        parser.error(f"--parts must name released and/or observers, got {args.parts!r}")
     torch.set_num_threads(1)
+    logging.getLogger("absl").setLevel(logging.ERROR)  # dp_accounting's RDP warns for every excluded order
     seeds = range(1 if args.quick else args.seeds)
     models = 8 if args.quick else REFERENCE_MODELS
     data = load_dataset("digits")
     load_at_start = os.getloadavg()
     started = time.perf_counter()
-    cases = {name: run_case(data, case["records"], case["non_members"], seeds, models) for name, case in CASES.items()}
-    print(json.dumps({"dataset": "digits", "records": len(data), "model": f"mlp{list(HIDDEN)}", "epochs": EPOCHS,
-                      "lr": LEARNING_RATE, "batch_size": BATCH_SIZE, "torch_threads": torch.get_num_threads(),
-                      "load_average_at_start": load_at_start, "load_average_at_end": os.getloadavg(), "seconds": time.perf_counter() - started,
-                      "cases": cases}, indent=1))
+    report: dict[str, Any] = {
+        "dataset": "digits", "records": len(data), "model": f"mlp{list(HIDDEN)}", "epochs": EPOCHS,
+        "lr": LEARNING_RATE, "batch_size": BATCH_SIZE, "torch_threads": torch.get_num_threads(),
+    }
+    if "released" in parts:
+        report["cases"] = {name: run_case(data, case["records"], case["non_members"], seeds, models)
+                           for name, case in CASES.items()}
+    if "observers" in parts:
+        report["observers"] = {run: observers_case(data, run, seeds, models) for run in OBSERVER_RUNS}
+    report.update({"load_average_at_start": load_at_start, "load_average_at_end": os.getloadavg(),
+                   "seconds": time.perf_counter() - started})
+    print(json.dumps(report, indent=1))
 
 
 if __name__ == "__main__":

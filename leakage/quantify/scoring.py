@@ -454,9 +454,11 @@ class MembershipScorer(Scorer):
         """The attack's score per candidate (members first), as a NumPy array."""
         task = self.task
         settings = task.transcript.settings
+        orders = [r.sample_order[task.target] for r in task.transcript.truth.rounds if task.target in r.sample_order]
         knowledge = Knowledge.from_dataset(
             task.dataset, task.transcript.build_model(), candidates=self._candidates, auxiliary=self._auxiliary,
-            lr=float(settings["lr"]), batch_size=settings.get("batch_size"),
+            lr=float(settings["lr"]), batch_size=settings.get("batch_size"), algorithm=settings["algorithm"],
+            local_epochs=int(settings["local_epochs"]), num_samples=max((len(o) for o in orders), default=1),
         )
         result = create_attack(attack, **options).run(views, knowledge, client=task.target, generator=task.generator())
         return result.scores.numpy()

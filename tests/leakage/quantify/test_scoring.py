@@ -179,6 +179,28 @@ def test_membership_is_scored_against_the_released_model_through_the_registry() 
     assert all(r["leakage"] == 0.0 for (scheme, _), r in rows.items() if scheme == "mpc")
 
 
+def test_lira_and_rmia_rows_calibrate_each_observer_from_the_rounds_it_saw() -> None:
+    spec = parse_spec({
+        "task": {**_TASK, "model_options": {}, "algorithm": "fedavg", "local_epochs": 2, "batch_size": 10, "lr": 0.3,
+                 "rounds": 5, "test_fraction": 0.5},
+        "deployments": [{"name": "ten", "n_clients": 10}],
+        "schemes": ["plain", "mpc"], "observers": ["server", "participant", "public"], "audit": False,
+        "attacks": [{"name": name, "options": {"rounds": "mean", "reference_models": 8, "epochs": 5}}
+                    for name in ("lira", "rmia")],
+    })
+
+    rows = {(r["scheme"], r["observer"], r["attack"]): r for r in score(spec).to_dict()["results"]
+            if r["metric"] == "auc"}
+
+    for attack in ("lira", "rmia"):
+        server, public = rows[("plain", "server", attack)], rows[("plain", "public", attack)]
+        assert server["status"] == "ok" and server["metrics"]["members"] == 90
+        # the server holds client 0's local model of five rounds, each calibrated by reference
+        # models trained one round from that round's global model (measured 0.66 / 0.72 against 0.54 / 0.58)
+        assert server["value"] > public["value"] + 0.04 and server["leakage"] > 0.05
+        assert rows[("mpc", "server", attack)]["value"] == public["value"]  # mpc reveals the released model
+
+
 def test_a_plugin_module_named_by_the_spec_registers_its_attack_in_every_worker(tmp_path, monkeypatch) -> None:
     (tmp_path / "lab_attacks.py").write_text(
         "from attacks import ATTACKS, PlaintextAttack\n"
