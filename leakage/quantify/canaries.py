@@ -84,6 +84,7 @@ __all__ = [
     "audit_canaries",
     "audit_with_canaries",
     "canary_scores",
+    "default_guess_rules",
 ]
 
 CanaryKind = Literal["random", "dirac"]
@@ -447,9 +448,9 @@ def audit_canaries(
     for method in ("steinke", "gdp"):
         audits.append(audit_one_run_fixed(scores, truth.inserted, fixed, delta=delta, confidence=confidence,
                                           method=method))
-        audits.append(audit_one_run_split(scores, truth.inserted, rules or _default_rules(m // 2), delta=delta,
+        audits.append(audit_one_run_split(scores, truth.inserted, rules or default_guess_rules(m // 2), delta=delta,
                                           confidence=confidence, method=method))
-        audits.append(audit_one_run_bonferroni(scores, truth.inserted, rules or _default_rules(m), delta=delta,
+        audits.append(audit_one_run_bonferroni(scores, truth.inserted, rules or default_guess_rules(m), delta=delta,
                                                confidence=confidence, method=method))
     estimate, note = _estimate(scores, truth.inserted, delta)
     return CanaryAudit(
@@ -480,8 +481,9 @@ def _estimate(
         return None, str(error)
 
 
-def _default_rules(canaries: int) -> list[GuessRule]:
-    """Top-k alone and top-k with bottom-k, for k a few fractions of ``canaries`` (duplicates dropped)."""
+def default_guess_rules(canaries: int) -> list[GuessRule]:
+    """The rules ``split`` and ``bonferroni`` choose from by default: top-k alone and top-k with
+    bottom-k, for k a few fractions of ``canaries`` (duplicates dropped)."""
     rules: list[GuessRule] = []
     for fraction in (0.02, 0.05, 0.1, 0.2, 0.3, 0.4):
         k = max(1, math.floor(fraction * canaries))
