@@ -99,6 +99,7 @@ class ScoreRow:
     note: str | None = None
     images: Mapping[str, Any] | None = None
     roc: Mapping[str, list[float]] | None = None
+    records: Mapping[str, list[float]] | None = None  # membership: each candidate's score and truth
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready row."""
@@ -116,6 +117,7 @@ class ScoreRow:
             "leakage": self.leakage,
             "images": self.images,
             "roc": None if self.roc is None else {key: list(values) for key, values in self.roc.items()},
+            "records": None if self.records is None else {key: list(values) for key, values in self.records.items()},
         }
 
 
@@ -444,8 +446,11 @@ class MembershipScorer(Scorer):
         false_positives, true_positives, _ = roc_curve(self._labels, scores)
         keep = _thin(false_positives, self.max_roc_points)
         roc = {"fpr": false_positives[keep].tolist(), "tpr": true_positives[keep].tolist()}
+        # every candidate's score (members first, then the non-members), for curves and tests of one's own
+        records = {"member": [float(label) for label in self._labels],
+                   "score": [float(f"{score:.9g}") for score in scores.tolist()]}
         return [ScoreRow(observer.kind, observer.name, attack, "ok", "auc", value, baseline, 1.0,
-                         normalised_leakage(value, baseline, 1.0), metrics, roc=roc)]
+                         normalised_leakage(value, baseline, 1.0), metrics, roc=roc, records=records)]
 
     def _auc(self, attack: str, options: Mapping[str, Any], views: Sequence[RoundView]) -> float:
         return float(roc_auc_score(self._labels, self._scores(attack, options, views)))

@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import pytest
 import torch
+from sklearn.metrics import roc_auc_score
 
 from attacks import ATTACKS, Knowledge, PlaintextAttack, UpdateEstimate
 from leakage.cli import main
@@ -171,6 +172,11 @@ def test_membership_is_scored_against_the_released_model_through_the_registry() 
 
     server, public = rows[("plain", "server")], rows[("plain", "public")]
     assert server["metrics"]["members"] > 0 and server["metrics"]["non_members"] > 0
+    # every candidate's score is kept, and the row's AUC is theirs
+    records = server["records"]
+    assert records["member"].count(1.0) == server["metrics"]["members"]
+    assert len(records["score"]) == server["metrics"]["members"] + server["metrics"]["non_members"]
+    assert roc_auc_score(records["member"], records["score"]) == pytest.approx(server["value"], abs=1e-6)
     # the target's own local model fits its records better than the released model does
     # (measured 0.62 against 0.52 on half the held-out records; the other half is the attacker's data)
     assert server["value"] > public["value"] + 0.05 and server["leakage"] > 0.1
