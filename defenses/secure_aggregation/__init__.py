@@ -1,5 +1,19 @@
 """Secure aggregation: SecAgg (Bonawitz et al. 2017) and SecAgg+ (Bell et al. 2020), run for real."""
 
+from defenses.secure_aggregation.adversary import (
+    ActiveRound,
+    identities,
+    key_substitution,
+    survivor_split,
+    sybil_fill,
+)
+from defenses.secure_aggregation.checks import (
+    CHECK_NAMES,
+    ClientChecks,
+    SigningKey,
+    architecture_digest,
+    model_digest,
+)
 from defenses.secure_aggregation.graph import (
     complete_graph,
     default_degree,
@@ -7,6 +21,7 @@ from defenses.secure_aggregation.graph import (
 )
 from defenses.secure_aggregation.prg import MaskExpander, expand_mask
 from defenses.secure_aggregation.protocol import (
+    ClientRefused,
     EncryptedShare,
     KeyAdvertisement,
     MaskedInput,
@@ -17,6 +32,7 @@ from defenses.secure_aggregation.protocol import (
     SecAggServer,
     SecureAggregationAborted,
     Stage,
+    SurvivorSignature,
     UnmaskingResponse,
     run_protocol,
 )
@@ -34,7 +50,11 @@ from defenses.secure_aggregation.shamir import (
 )
 
 __all__ = [
+    "CHECK_NAMES",
     "PRIME",
+    "ActiveRound",
+    "ClientChecks",
+    "ClientRefused",
     "DropoutStage",
     "EncryptedShare",
     "KeyAdvertisement",
@@ -49,15 +69,23 @@ __all__ = [
     "SecureAggregation",
     "SecureAggregationAborted",
     "SecureAggregationPlus",
+    "SigningKey",
     "Stage",
+    "SurvivorSignature",
     "UnmaskingResponse",
     "complete_graph",
     "default_degree",
+    "architecture_digest",
     "expand_mask",
     "harary_graph",
+    "identities",
+    "key_substitution",
     "lagrange_coefficients",
+    "model_digest",
     "reconstruct_secret",
     "ring_dtype",
     "run_protocol",
     "split_secret",
+    "survivor_split",
+    "sybil_fill",
 ]

@@ -42,6 +42,7 @@ from typing import TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
+from defenses.secure_aggregation.checks import ClientChecks, SigningKey, sign, survivor_list_bytes, verify
 from defenses.secure_aggregation.crypto import KeyPair, agree, decrypt_for, encrypt_for
 from defenses.secure_aggregation.prg import MaskExpander
 from defenses.secure_aggregation.shamir import (
@@ -53,6 +54,7 @@ from defenses.secure_aggregation.shamir import (
 )
 
 __all__ = [
+    "ClientRefused",
     "EncryptedShare",
     "KeyAdvertisement",
     "MaskedInput",
@@ -63,6 +65,7 @@ __all__ = [
     "SecAggServer",
     "SecureAggregationAborted",
     "Stage",
+    "SurvivorSignature",
     "UnmaskingResponse",
     "run_protocol",
 ]
@@ -84,6 +87,10 @@ class SecureAggregationAborted(RuntimeError):
     """The round cannot complete: too few clients or shares are left."""
 
 
+class ClientRefused(SecureAggregationAborted):
+    """A client's check against the server failed (:mod:`defenses.secure_aggregation.checks`): it stops."""
+
+
 class ProtocolViolation(ValueError):
     """A message is duplicated, replayed from another session, misaddressed or malformed."""
 
@@ -99,6 +106,9 @@ class ProtocolConfig:
         threshold: ``t``: shares needed to rebuild any secret, and the fewest clients
             that may remain at any stage.
         neighbours: ``N(u)`` for each client of the round (symmetric).
+        model_digest: the digest of the model the server says it sent; where clients bind
+            their keys to the model they received (``ClientChecks.bind_model``), the server
+            derives the dropped clients' mask seeds with it. Empty when nobody binds.
     """
 
     session: bytes
@@ -106,6 +116,12 @@ class ProtocolConfig:
     length: int
     threshold: int
     neighbours: Mapping[int, frozenset[int]]
+    model_digest: bytes = b""
+
+    @property
+    def key_salt(self) -> bytes:
+        """The salt of the server's key derivations: the session, bound to the announced model."""
+        return self.session + self.model_digest
 
     @property
     def dtype(self) -> type[np.unsignedinteger]:
@@ -127,10 +143,24 @@ class KeyAdvertisement:
     sender: int
     cipher_public: bytes
     mask_public: bytes
+    signature: bytes = b""  # by the sender's directory key over advertisement_bytes(), where clients sign
 
     def to_bytes(self) -> bytes:
-        """Return the wire encoding (the two 32-byte public keys)."""
-        return self.cipher_public + self.mask_public
+        """Return the wire encoding (the two 32-byte public keys, then the signature if any)."""
+        return self.cipher_public + self.mask_public + self.signature
+
+    def signed_bytes(self) -> bytes:
+        """What the sender signs: the session, its id and both keys."""
+        return b"advertise/" + self.session + self.sender.to_bytes(4, "big") + self.cipher_public + self.mask_public
+
+
+@dataclass(frozen=True)
+class SurvivorSignature:
+    """Consistency-round message: a client's signature of the survivor list it was shown."""
+
+    session: bytes
+    sender: int
+    signature: bytes
 
 
 @dataclass(frozen=True)
@@ -185,10 +215,22 @@ class SecAggClient:
         value: this client's input, ``config.length`` ring elements.
         entropy: source of secret randomness (``os.urandom``); tests may pass a
             deterministic one.
+        checks: the client's checks against the server (none by default).
+        model_digest: the digest of the model this client received (``checks.bind_model``).
+        signing_key: this client's identity key, listed in ``checks.directory``; it signs
+            the key advertisement and the survivor list.
     """
 
     def __init__(
-        self, client_id: int, config: ProtocolConfig, value: RingVector, *, entropy: Entropy = os.urandom
+        self,
+        client_id: int,
+        config: ProtocolConfig,
+        value: RingVector,
+        *,
+        entropy: Entropy = os.urandom,
+        checks: ClientChecks | None = None,
+        model_digest: bytes = b"",
+        signing_key: SigningKey | None = None,
     ) -> None:
         if value.shape != (config.length,):
             raise ProtocolViolation(f"client {client_id}: input has shape {value.shape}, expected ({config.length},)")
@@ -196,6 +238,14 @@ class SecAggClient:
         self.config = config
         self._value = value
         self._entropy = entropy
+        self.checks = checks if checks is not None else ClientChecks()
+        self._signing_key = signing_key
+        if self.checks.directory is not None and signing_key is None:
+            raise ProtocolViolation(f"client {client_id}: a directory of signature keys needs the client's own "
+                                    "signing_key")
+        # every key this client derives is bound to the model it holds when it checks that
+        self._salt = config.session + (model_digest if self.checks.bind_model else b"")
+        self._signed_survivors: frozenset[int] | None = None
         self._neighbours = config.neighbours[client_id]
         self._cipher_keys: KeyPair | None = None
         self._mask_keys: KeyPair | None = None
@@ -208,11 +258,43 @@ class SecAggClient:
         self._revealed = False
         self.expander = MaskExpander(config.length, config.dtype)
 
+    def _refuse(self, why: str) -> ClientRefused:
+        return ClientRefused(f"client {self.client_id} refused: {why}")
+
     def advertise_keys(self) -> KeyAdvertisement:
-        """Stage 0: generate and return the two public keys."""
+        """Stage 0: generate and return the two public keys (signed where the client has an identity key).
+
+        Raises:
+            ClientRefused: the threshold is too low for the corruption the client guards against.
+        """
+        group = len(self._neighbours | {self.client_id})
+        why = self.checks.refuses_threshold(self.config.threshold, group)
+        if why is not None:
+            raise self._refuse(why)
         self._cipher_keys = KeyPair.generate(self._entropy)
         self._mask_keys = KeyPair.generate(self._entropy)
-        return KeyAdvertisement(self.config.session, self.client_id, self._cipher_keys.public, self._mask_keys.public)
+        advert = KeyAdvertisement(self.config.session, self.client_id, self._cipher_keys.public,
+                                  self._mask_keys.public)
+        if self._signing_key is not None:
+            advert = KeyAdvertisement(advert.session, advert.sender, advert.cipher_public, advert.mask_public,
+                                      sign(self._signing_key, advert.signed_bytes()))
+        return advert
+
+    def _check_signatures(self, roster: Mapping[int, KeyAdvertisement], holders: Sequence[int]) -> None:
+        """Refuse a roster entry of a shareholder not signed by its directory key."""
+        directory = self.checks.directory
+        if directory is None:
+            return
+        for peer in holders:
+            if peer == self.client_id:
+                continue
+            advert, public = roster[peer], directory.get(peer)
+            if public is None:
+                raise self._refuse(f"client {peer} is not in the directory of signature keys")
+            if advert.sender != peer or advert.session != self.config.session or not verify(
+                    public, advert.signed_bytes(), advert.signature):
+                raise self._refuse(f"the keys advertised for client {peer} are not signed by its directory key "
+                                   "(substituted by the server?)")
 
     def share_keys(self, roster: Mapping[int, KeyAdvertisement]) -> list[EncryptedShare]:
         """Stage 1: share ``s^SK`` and ``b`` among the neighbours in ``roster`` (``U1``).
@@ -221,16 +303,16 @@ class SecAggClient:
             SecureAggregationAborted: fewer than ``t`` shareholders remain.
         """
         assert self._cipher_keys is not None and self._mask_keys is not None
-        session = self.config.session
         holders = sorted((set(roster) & self._neighbours) | {self.client_id})
         if len(holders) < self.config.threshold:
             raise SecureAggregationAborted(
                 f"client {self.client_id}: only {len(holders)} of its shareholders advertised keys, "
                 f"threshold {self.config.threshold}"
             )
+        self._check_signatures(roster, holders)
         self._roster = {v: roster[v] for v in holders if v != self.client_id}
         self._channel_keys = {
-            v: agree(self._cipher_keys, advert.cipher_public, purpose=b"share", session=session)
+            v: agree(self._cipher_keys, advert.cipher_public, purpose=b"share", session=self._salt)
             for v, advert in self._roster.items()
         }
         self._self_seed = self._entropy(32)
@@ -241,9 +323,9 @@ class SecAggClient:
         messages = []
         for peer, key in self._channel_keys.items():
             plaintext = share_to_bytes(key_shares[peer + 1]) + share_to_bytes(seed_shares[peer + 1])
-            associated = _share_associated(session, self.client_id, peer)
+            associated = _share_associated(self._salt, self.client_id, peer)
             ciphertext = encrypt_for(key, plaintext, associated=associated, entropy=self._entropy)
-            messages.append(EncryptedShare(session, self.client_id, peer, ciphertext))
+            messages.append(EncryptedShare(self.config.session, self.client_id, peer, ciphertext))
         return messages
 
     def masked_input(self, shares: Sequence[EncryptedShare]) -> MaskedInput:
@@ -254,7 +336,6 @@ class SecAggClient:
             SecureAggregationAborted: fewer than ``t`` shareholders remain.
         """
         assert self._cipher_keys is not None and self._mask_keys is not None
-        session = self.config.session
         for message in shares:
             if message.recipient != self.client_id or message.sender not in self._roster:
                 raise ProtocolViolation(f"client {self.client_id}: share from {message.sender} was not meant for it")
@@ -264,9 +345,12 @@ class SecAggClient:
                 plaintext = decrypt_for(
                     self._channel_keys[message.sender],
                     message.ciphertext,
-                    associated=_share_associated(session, message.sender, self.client_id),
+                    associated=_share_associated(self._salt, message.sender, self.client_id),
                 )
             except ValueError as error:
+                if self.checks.bind_model:  # keys bound to the model: the sender holds another model
+                    raise self._refuse(f"the share from client {message.sender} does not authenticate under keys "
+                                       "bound to this client's model: it holds another model") from None
                 raise ProtocolViolation(
                     f"client {self.client_id}: share from client {message.sender}: {error}"
                 ) from None
@@ -280,14 +364,62 @@ class SecAggClient:
         masked = self._value.copy()
         self.expander.add(masked, self._self_seed, sign=1)
         for peer in sorted(self._u2 - {self.client_id}):
-            seed = agree(self._mask_keys, self._roster[peer].mask_public, purpose=b"mask", session=session)
+            seed = agree(self._mask_keys, self._roster[peer].mask_public, purpose=b"mask", session=self._salt)
             self.expander.add(masked, seed, sign=_sign(self.client_id, peer))
-        return MaskedInput(session, self.client_id, self.config.reduce(masked))
+        return MaskedInput(self.config.session, self.client_id, self.config.reduce(masked))
 
-    def unmask(self, survivors: frozenset[int]) -> UnmaskingResponse:
-        """Stage 3: reveal one share per neighbour in ``U2``: ``b`` if it survived, else ``s^SK``.
+    def held_shares(self, owner: int) -> tuple[int, int] | None:
+        """This client's shares of ``owner``'s ``(s^SK, b)``: what a client the server corrupted hands it."""
+        return self._own_shares if owner == self.client_id else self._held.get(owner)
+
+    @property
+    def mask_public(self) -> bytes:
+        """The public key this client agrees pairwise mask seeds with (after stage 0)."""
+        assert self._mask_keys is not None
+        return self._mask_keys.public
+
+    def sign_survivors(self, survivors: frozenset[int]) -> SurvivorSignature:
+        """Consistency round: sign the survivor list the server showed (``U3``).
 
         Raises:
+            ProtocolViolation: this client has no identity key, or is not on the list.
+            ClientRefused: the list holds a client that never shared keys with it.
+        """
+        if self._signing_key is None:
+            raise ProtocolViolation(f"client {self.client_id}: the consistency round needs a signing_key")
+        self._check_survivors(survivors)
+        self._signed_survivors = survivors
+        return SurvivorSignature(self.config.session, self.client_id,
+                                 sign(self._signing_key, survivor_list_bytes(self.config.session, survivors)))
+
+    def _check_survivors(self, survivors: frozenset[int]) -> None:
+        if self.client_id not in survivors:
+            raise ProtocolViolation(f"client {self.client_id}: its masked input is missing from the survivor list")
+        strangers = survivors - self._u2 - (set(self.config.neighbours) - self._neighbours)
+        if strangers:
+            raise self._refuse(f"the survivor list names clients {sorted(strangers)[:5]} that never shared keys")
+
+    def _check_consistency(self, survivors: frozenset[int], signatures: Mapping[int, bytes] | None) -> None:
+        """Bonawitz et al.'s ConsistencyCheck: ``t`` valid signatures on exactly this list, by signers on it."""
+        directory = self.checks.directory
+        assert directory is not None
+        if self._signed_survivors != survivors:
+            raise self._refuse("the survivor list to unmask differs from the one it signed")
+        message = survivor_list_bytes(self.config.session, survivors)
+        valid = {signer for signer, signature in (signatures or {}).items()
+                 if signer in survivors and signer in directory and verify(directory[signer], message, signature)}
+        if len(valid) < self.config.threshold:
+            raise self._refuse(f"only {len(valid)} clients signed the survivor list it was shown, threshold "
+                               f"{self.config.threshold}: the server showed clients different lists")
+
+    def unmask(self, survivors: frozenset[int], signatures: Mapping[int, bytes] | None = None) -> UnmaskingResponse:
+        """Stage 3: reveal one share per neighbour in ``U2``: ``b`` if it survived, else ``s^SK``.
+
+        With ``checks.consistency_round``, ``signatures`` are the survivor-list signatures the
+        server relays (by signer); the client refuses unless ``t`` of them sign its list.
+
+        Raises:
+            ClientRefused: a check failed.
             ProtocolViolation: asked twice, or ``survivors`` (``U3``) is not a subset of ``U2``
                 containing this client: an honest client reveals at most one secret per peer.
             SecureAggregationAborted: fewer than ``t`` survivors.
@@ -298,6 +430,10 @@ class SecAggClient:
             raise ProtocolViolation(f"client {self.client_id}: its masked input is missing from the survivor list")
         if len(survivors) < self.config.threshold:
             raise SecureAggregationAborted(f"only {len(survivors)} survivors, threshold {self.config.threshold}")
+        if self.checks.consistency_round:
+            self._check_consistency(survivors, signatures)
+        elif self.checks.directory is not None:
+            self._check_survivors(survivors)
         self._revealed = True
         held = dict(self._held)
         held[self.client_id] = self._own_shares
@@ -324,6 +460,7 @@ class SecAggServer:
         self.shares: dict[tuple[int, int], EncryptedShare] = {}
         self.masked: dict[int, MaskedInput] = {}
         self.responses: dict[int, UnmaskingResponse] = {}
+        self.signatures: dict[int, bytes] = {}
         self.u2: frozenset[int] = frozenset()
         self.u3: frozenset[int] = frozenset()
         self.expander = MaskExpander(config.length, config.dtype)
@@ -395,6 +532,18 @@ class SecAggServer:
         self._require(len(self.u3), "masked input collection")
         return self.u3
 
+    def receive_signatures(self, messages: Iterable[SurvivorSignature]) -> dict[int, bytes]:
+        """Collect the consistency round's signatures and return them all, by signer, to relay to ``U3``."""
+        for message in messages:
+            self._check(message.session, message.sender, "survivor signature")
+            if message.sender not in self.u3:
+                raise ProtocolViolation(f"survivor signature from client {message.sender}, who is not a survivor")
+            if message.sender in self.signatures:
+                raise ProtocolViolation(f"duplicate survivor signature from client {message.sender}")
+            self.signatures[message.sender] = message.signature
+        self._require(len(self.signatures), "consistency check")
+        return dict(self.signatures)
+
     def receive_unmasking(self, messages: Iterable[UnmaskingResponse]) -> RingVector:
         """Collect stage 3, rebuild the secrets and return ``sum_{u in U3} x_u mod 2^k``."""
         for message in messages:
@@ -418,7 +567,7 @@ class SecAggServer:
         for owner, secret in keys.items():
             pair = KeyPair.from_secret(secret)
             for peer in sorted(self.config.neighbours[owner] & self.u3):
-                seed = agree(pair, self.roster[peer].mask_public, purpose=b"mask", session=self.config.session)
+                seed = agree(pair, self.roster[peer].mask_public, purpose=b"mask", session=self.config.key_salt)
                 # Survivor ``peer`` added sign(peer, owner) * PRG(s); take it back out.
                 self.expander.add(total, seed, sign=-_sign(peer, owner))
         return self.config.reduce(total)
@@ -466,6 +615,7 @@ class ProtocolResult:
         responses: every unmasking response, by sender.
         survivors: ``U3``: the clients whose inputs are in ``total``.
         online: clients that took part in every stage (they receive the result).
+        refusals: why each client that refused to go on did (its checks failed).
         client_seconds: each client's compute time over all stages.
         server_seconds: the server's compute time.
         mask_bytes: PRG bytes each client generated for its masks.
@@ -480,6 +630,7 @@ class ProtocolResult:
     responses: Mapping[int, UnmaskingResponse]
     survivors: frozenset[int]
     online: frozenset[int]
+    refusals: Mapping[int, str] = field(default_factory=dict)
     client_seconds: Mapping[int, float] = field(default_factory=dict)
     server_seconds: float = 0.0
     mask_bytes: Mapping[int, int] = field(default_factory=dict)
@@ -507,6 +658,9 @@ def run_protocol(
     *,
     dropouts: Mapping[int, Stage] | None = None,
     entropy: Entropy = os.urandom,
+    checks: ClientChecks | None = None,
+    signing_keys: Mapping[int, SigningKey] | None = None,
+    model_digests: Mapping[int, bytes] | None = None,
 ) -> ProtocolResult:
     """Run the four stages between honest clients and the server; return what happened.
 
@@ -516,6 +670,12 @@ def run_protocol(
         config: the round's public configuration.
         dropouts: the stage at which a client drops (it sends nothing from then on).
         entropy: secret randomness for every client (``os.urandom``).
+        checks: every client's checks against the server
+            (:mod:`defenses.secure_aggregation.checks`); with ``consistency_round`` the
+            consistency round runs between the masked inputs and the unmasking (a client
+            that drops at ``Stage.UNMASK`` sends neither).
+        signing_keys: each client's identity key (those ``checks.directory`` lists).
+        model_digests: the digest of the model each client received (``checks.bind_model``).
 
     Returns:
         The result; ``total`` is ``None`` and ``aborted`` says why if the round aborted.
@@ -529,7 +689,8 @@ def run_protocol(
     """
     if set(inputs) != set(config.neighbours):
         raise ProtocolViolation("inputs must be given for exactly the clients of the round")
-    return _Run(inputs, config, dict(dropouts or {}), entropy).execute()
+    return _Run(inputs, config, dict(dropouts or {}), entropy, checks=checks, signing_keys=signing_keys or {},
+                model_digests=model_digests or {}).execute()
 
 
 _T = TypeVar("_T")
@@ -539,9 +700,24 @@ class _Run:
     """One execution of the protocol among honest clients, with timings."""
 
     def __init__(
-        self, inputs: Mapping[int, RingVector], config: ProtocolConfig, drops: dict[int, Stage], entropy: Entropy
+        self,
+        inputs: Mapping[int, RingVector],
+        config: ProtocolConfig,
+        drops: dict[int, Stage],
+        entropy: Entropy,
+        *,
+        checks: ClientChecks | None = None,
+        signing_keys: Mapping[int, SigningKey] | None = None,
+        model_digests: Mapping[int, bytes] | None = None,
     ) -> None:
-        self.clients = {c: SecAggClient(c, config, inputs[c], entropy=entropy) for c in sorted(inputs)}
+        keys, digests = signing_keys or {}, model_digests or {}
+        self.clients = {
+            c: SecAggClient(c, config, inputs[c], entropy=entropy, checks=checks, model_digest=digests.get(c, b""),
+                            signing_key=keys.get(c))
+            for c in sorted(inputs)
+        }
+        self.consistency = checks is not None and checks.consistency_round
+        self.refusals: dict[int, str] = {}
         self.server = SecAggServer(config)
         self.drops = drops
         self.seconds = dict.fromkeys(self.clients, 0.0)
@@ -556,7 +732,9 @@ class _Run:
         start = time.perf_counter()
         try:
             return call()
-        except SecureAggregationAborted:
+        except SecureAggregationAborted as stopped:
+            if isinstance(stopped, ClientRefused):
+                self.refusals[client] = str(stopped)
             self.drops[client] = stage
             return None
         finally:
@@ -587,10 +765,22 @@ class _Run:
                         masked.append(message)
             survivors = self.server_step(lambda: server.receive_masked_inputs(masked))
             alive = [c for c in self.online(Stage.UNMASK) if c in survivors]
-            responses = [clients[c].unmask(survivors) for c in alive]
+            relayed: dict[int, bytes] | None = None
+            if self.consistency:
+                signed = [self.client_step(c, Stage.UNMASK, partial(clients[c].sign_survivors, survivors))
+                          for c in alive]
+                relayed = self.server_step(lambda: server.receive_signatures(s for s in signed if s is not None))
+            answers = [self.client_step(c, Stage.UNMASK, partial(clients[c].unmask, survivors, relayed))
+                       for c in alive]
+            responses = [answer for answer in answers if answer is not None]
+            alive = [response.sender for response in responses]
             total = self.server_step(lambda: server.receive_unmasking(responses))
         except SecureAggregationAborted as abort:
-            return self.result(None, str(abort), ())
+            reason = str(abort)
+            if self.refusals:
+                first = min(self.refusals)
+                reason += f"; {len(self.refusals)} clients refused, e.g. {self.refusals[first]}"
+            return self.result(None, reason, ())
         return self.result(total, None, alive)
 
     def result(self, total: RingVector | None, aborted: str | None, finished: Iterable[int]) -> ProtocolResult:
@@ -604,6 +794,7 @@ class _Run:
             responses=dict(server.responses),
             survivors=server.u3 if total is not None else frozenset(),
             online=frozenset(finished),
+            refusals=dict(self.refusals),
             client_seconds=self.seconds,
             server_seconds=self.server_seconds,
             mask_bytes={c: client.expander.bytes_generated for c, client in self.clients.items()},
