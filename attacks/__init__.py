@@ -47,6 +47,14 @@ from attacks.history import (
     UpdateEstimate,
     group_by_round,
 )
+from attacks.imprint import (
+    ImprintAttack,
+    ImprintBlock,
+    RecoveredSamples,
+    SampleMatch,
+    match_samples,
+    recover_from_imprint,
+)
 from attacks.inverting_gradients import InvertingGradientsAttack
 from attacks.labels import LabelStrategy, recover_labels
 from attacks.lira import LiRAAttack, lira_scores
@@ -91,6 +99,7 @@ from attacks.round_difference import (
     target_observations,
 )
 from attacks.shadow_training import ShadowUpdates, shadow_updates
+from attacks.trap_weights import TrapWeightsAttack, install_trap_weights, recover_from_trap_weights
 
 __all__ = [
     "BatchStatisticsNorm",
@@ -110,6 +119,8 @@ __all__ = [
     "DriftModel",
     "HistoryAttack",
     "IDLGAttack",
+    "ImprintAttack",
+    "ImprintBlock",
     "InvertingGradientsAttack",
     "Knowledge",
     "LabelStrategy",
@@ -126,6 +137,7 @@ __all__ = [
     "PropertyClassifier",
     "PropertyInferenceAttack",
     "PropertyInferenceResult",
+    "RecoveredSamples",
     "REFERENCE_MODES",
     "RMIAAttack",
     "RecoveredUpdate",
@@ -133,8 +145,10 @@ __all__ = [
     "ReferenceMode",
     "ReferenceSignals",
     "RoundDifferenceAttack",
+    "SampleMatch",
     "ScoreCombination",
     "ShadowUpdates",
+    "TrapWeightsAttack",
     "UpdateEstimate",
     "ViewerRole",
     "combine_round_scores",
@@ -143,13 +157,17 @@ __all__ = [
     "disaggregate",
     "group_by_round",
     "initial_parameters",
+    "install_trap_weights",
     "l2_distance",
     "lira_scores",
     "make_upload_function",
     "marginal_probabilities",
+    "match_samples",
     "minibatch_schedule",
     "observed_target",
     "own_weight",
+    "recover_from_imprint",
+    "recover_from_trap_weights",
     "recover_labels",
     "reference_logits",
     "reference_memberships",
