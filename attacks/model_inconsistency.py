@@ -134,6 +134,7 @@ def model_inconsistency_round(
     clip_range: float = 1.0,
     ring_bits: int = 32,
     protocol: bool = True,
+    threshold: int | None = None,
     entropy: Callable[[int], bytes] = os.urandom,
 ) -> InconsistencyRound:
     """Play one round in which only ``target`` gets the real model; every other client a dead one.
@@ -150,6 +151,7 @@ def model_inconsistency_round(
         protocol: run the secure aggregation protocol message by message; ``False`` sums the
             encoded updates directly (what the protocol returns, for large rounds), and then
             ``checks`` apply only by their outcome: binding the model aborts the round.
+        threshold: the protocol's ``t``; default a majority of the smallest sharing group.
         entropy: the protocol's randomness.
     """
     n = len(client_data)
@@ -185,7 +187,7 @@ def model_inconsistency_round(
         graph = complete_graph(members) if n <= 100 else harary_graph(members, default_degree(n),
                                                                        np.random.default_rng(0))
         group = min(len(peers) for peers in graph.values()) + 1
-        config = ProtocolConfig(entropy(16), ring_bits, layout.num_parameters + 1, group // 2 + 1, graph,
+        config = ProtocolConfig(entropy(16), ring_bits, layout.num_parameters + 1, threshold or group // 2 + 1, graph,
                                 model_digest=digests[target] if checks is not None and checks.bind_model else b"")
         result = run_protocol({c: words[c] for c in range(n)}, config, checks=checks, signing_keys=signing_keys,
                               model_digests=digests, entropy=entropy)

@@ -72,7 +72,7 @@ class ActiveRound:
         target: the client it went after.
         recovered: the target's input as the server rebuilt it, or ``None``.
         exact: ``recovered`` equals the target's true input, word for word.
-        aborted: why the round stopped before the server got it, or ``None``.
+        aborted: why the round aborted or a client refused, or ``None``.
         refusals: each client that refused, with its reason.
         details: counts behind the outcome (shares collected, sides, ...).
     """
@@ -84,6 +84,7 @@ class ActiveRound:
     aborted: str | None
     refusals: Mapping[int, str] = field(default_factory=dict)
     details: Mapping[str, float] = field(default_factory=dict)
+    failure: str | None = None  # why the server got nothing from a round that went on (the target stayed private)
 
 
 def identities(clients: Sequence[int], entropy: Entropy = os.urandom) -> tuple[dict[int, SigningKey], dict[int, bytes]]:
@@ -155,7 +156,8 @@ def survivor_split(
     """
     keys = signing_keys or {}
     refusals = _Refusals()
-    clients = {c: SecAggClient(c, config, inputs[c], entropy=entropy, checks=checks, signing_key=keys.get(c))
+    clients = {c: SecAggClient(c, config, inputs[c], entropy=entropy, checks=checks, signing_key=keys.get(c),
+                               model_digest=config.model_digest)  # everyone holds the model the server announced
                for c in sorted(inputs)}
     server = SecAggServer(config)
     bad = frozenset(corrupt)
@@ -213,7 +215,8 @@ def survivor_split(
                f"{len(key_shares)} of its mask key, threshold {config.threshold}")
         if refusals.reasons:
             why += f"; {len(refusals.reasons)} clients refused, e.g. {refusals.reasons[min(refusals.reasons)]}"
-        return ActiveRound("survivor_split", target, None, False, why, refusals.reasons, details)
+            return ActiveRound("survivor_split", target, None, False, why, refusals.reasons, details)
+        return ActiveRound("survivor_split", target, None, False, None, refusals.reasons, details, failure=why)
     peers = {v: roster[v].mask_public for v in server.u2 & config.neighbours[target]}
     recovered = _strip_masks(server.masked[target].vector, config, target, self_seed, mask_key, peers)
     return ActiveRound("survivor_split", target, recovered, bool(np.array_equal(recovered, inputs[target])), None,
@@ -236,7 +239,8 @@ def key_substitution(
     """
     keys = signing_keys or {}
     refusals = _Refusals()
-    client = SecAggClient(target, config, inputs[target], entropy=entropy, checks=checks, signing_key=keys.get(target))
+    client = SecAggClient(target, config, inputs[target], entropy=entropy, checks=checks, signing_key=keys.get(target),
+                          model_digest=config.model_digest)
     own = refusals.step(target, client.advertise_keys)
     if own is None:
         return ActiveRound("key_substitution", target, None, False, "the target refused to start", refusals.reasons)
