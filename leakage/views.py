@@ -303,6 +303,8 @@ PUBLIC_KEYS: Mapping[PublicKey, str] = MappingProxyType[PublicKey, str](
         "arriving clients under he",
         "expected_clients": "the fixed denominator of the aggregate (clients per round); under dp",
         "aborted": "why the round aborted (the model is unchanged); the round record only",
+        "checks": "the clients' checks against an active server, comma-separated; under secagg and secagg+ with "
+        "checks",
         "clip_norm": "L2 clipping bound of central DP; under dp",
         "noise_multiplier": "noise std over the clipping bound of central DP; under dp",
         "delta": "the delta of the reported epsilon; under dp and ddp",

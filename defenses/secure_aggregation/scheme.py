@@ -10,13 +10,14 @@ relays, the masked vectors, the revealed shares; never a plaintext update.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Literal, get_args
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from defenses.secure_aggregation.checks import CHECK_NAMES, ClientChecks, SigningKey, model_digest
 from defenses.secure_aggregation.graph import (
     Graph,
     complete_graph,
@@ -88,6 +89,15 @@ class SecureAggregation(AggregationScheme):
         unmask_dropout: probability that a client whose masked input arrived drops
             before answering the unmasking request (its input still counts).
         entropy: source of protocol secrets; ``os.urandom`` unless a test needs repeats.
+        checks: client-side checks against an active server
+            (:mod:`defenses.secure_aggregation.checks`), by name: ``bind_model`` (keys bound
+            to the digest of the model each client received), ``signed_keys`` (key
+            advertisements signed by identity keys listed in a directory; the simulation
+            draws the identities), ``consistency_round`` (implies ``signed_keys``),
+            ``min_threshold`` (clients refuse ``t <= (n + assumed_corrupt) / 2``; without an
+            explicit ``threshold`` the smallest one they accept is used), ``vet_model``
+            (clients refuse a model whose architecture differs from the announced one).
+        assumed_corrupt: the corrupt clients ``min_threshold`` guards against.
     """
 
     name = "secagg"
@@ -102,8 +112,16 @@ class SecureAggregation(AggregationScheme):
         dropout_stage: DropoutStage = "random",
         unmask_dropout: float = 0.0,
         entropy: Callable[[int], bytes] | None = None,
+        checks: Sequence[str] = (),
+        assumed_corrupt: int = 1,
     ) -> None:
         self.clip_range = require_positive_float("clip_range", clip_range)
+        if isinstance(checks, str) or not all(isinstance(name, str) for name in checks):
+            raise ConfigError(f"checks must be a list of check names from {', '.join(CHECK_NAMES)}, got {checks!r}")
+        for name in checks:
+            require_choice("checks", name, CHECK_NAMES)
+        self.checks: tuple[str, ...] = tuple(name for name in CHECK_NAMES if name in checks)
+        self.assumed_corrupt = require_int("assumed_corrupt", assumed_corrupt, minimum=0)
         require_int("ring_bits", ring_bits, minimum=16)  # below 16 the message gives the lower bound alone
         self.ring_bits = require_int("ring_bits", ring_bits, minimum=16, maximum=64)
         self.precision_bits = require_optional_int("precision_bits", precision_bits, minimum=8, maximum=52)
@@ -126,7 +144,24 @@ class SecureAggregation(AggregationScheme):
         """Return ``t`` for a round of ``clients`` sampled clients."""
         if self.threshold is not None:
             return self.threshold
-        return self.shareholders(clients) // 2 + 1
+        holders = self.shareholders(clients)
+        if "min_threshold" in self.checks:  # the smallest threshold the clients accept
+            return min(holders, (holders + self.assumed_corrupt) // 2 + 1)
+        return holders // 2 + 1
+
+    def client_checks(self, clients: Sequence[int]) -> tuple[ClientChecks | None, dict[int, SigningKey]]:
+        """The clients' checks for one round, and the identity keys they sign with (drawn here)."""
+        if not self.checks:
+            return None, {}
+        signed = "signed_keys" in self.checks or "consistency_round" in self.checks
+        keys = {c: SigningKey.from_secret(self.entropy(32)) for c in clients} if signed else {}
+        checks = ClientChecks(
+            bind_model="bind_model" in self.checks,
+            directory={c: key.public for c, key in keys.items()} if signed else None,
+            consistency_round="consistency_round" in self.checks,
+            assumed_corrupt=self.assumed_corrupt if "min_threshold" in self.checks else None,
+        )
+        return checks, keys
 
     def prepare(self, deployment: Deployment) -> None:
         """Fix the fixed-point encoding and check the threshold against the deployment.
@@ -174,6 +209,8 @@ class SecureAggregation(AggregationScheme):
             public["quantization_step"] = self.encoding.step
         if self.threshold is not None:
             public["threshold"] = self.threshold
+        if self.checks:
+            public["checks"] = ",".join(self.checks)
         return public
 
     # -- one round ------------------------------------------------------------------
@@ -195,10 +232,15 @@ class SecureAggregation(AggregationScheme):
         dropouts = self._dropouts(context)
         graph = self.graph(clients, context.generator)
         threshold = self.resolved_threshold(len(clients))
+        checks, keys = self.client_checks(clients)
+        # an honest server sends every client the same model: each binds its keys to that model's digest
+        digest = model_digest(context.params_before) if checks is not None and checks.bind_model else b""
         config = ProtocolConfig(
-            session=self.entropy(16), ring_bits=self.ring_bits, length=length, threshold=threshold, neighbours=graph
+            session=self.entropy(16), ring_bits=self.ring_bits, length=length, threshold=threshold, neighbours=graph,
+            model_digest=digest,
         )
-        result = run_protocol(inputs, config, dropouts=dropouts, entropy=self.entropy)
+        result = run_protocol(inputs, config, dropouts=dropouts, entropy=self.entropy, checks=checks,
+                              signing_keys=keys, model_digests=dict.fromkeys(clients, digest))
         metrics = {
             "clipped_values": float(clipped.sum()),
             "upload_bytes_per_client": result.upload_bytes_per_client(),
@@ -322,6 +364,8 @@ class SecureAggregationPlus(SecureAggregation):
         dropout_stage: DropoutStage = "random",
         unmask_dropout: float = 0.0,
         entropy: Callable[[int], bytes] | None = None,
+        checks: Sequence[str] = (),
+        assumed_corrupt: int = 1,
     ) -> None:
         super().__init__(
             clip_range=clip_range,
@@ -331,6 +375,8 @@ class SecureAggregationPlus(SecureAggregation):
             dropout_stage=dropout_stage,
             unmask_dropout=unmask_dropout,
             entropy=entropy,
+            checks=checks,
+            assumed_corrupt=assumed_corrupt,
         )
         if neighbours is not None:
             require_int("neighbours", neighbours, minimum=2)
