@@ -92,8 +92,8 @@ class InconsistencyRound:
     Attributes:
         target: the client sent the real model.
         n_clients: clients in the round.
-        estimate: the target's update as the server recovered it (the aggregate times the
-            number of clients), or ``None`` if the round aborted.
+        estimate: the target's update as the server recovered it: the summed update on the
+            silenced coordinates, the mean over the clients elsewhere; ``None`` if the round aborted.
         true_update: the target's true update.
         encoded_update: the target's update as the protocol encoded it (what "exact" compares with).
         silenced: ``[P]`` bool, the coordinates the dead model's updates never move.
@@ -202,6 +202,8 @@ def model_inconsistency_round(
                                   refusals)
     summed, _ = encoding.decode_sum(total)
     estimate = summed.float()
+    # where every client moved the model (the output bias), the mean over the n clients is the best guess
+    estimate[~silenced] = estimate[~silenced] / n
     exact = bool(torch.equal(estimate[silenced], encoded_target.float()[silenced]))
     return InconsistencyRound(target, n, estimate, truth, encoded_target.float(), silenced, exact,
                               _relative(estimate, truth), None, refusals,

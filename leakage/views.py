@@ -247,6 +247,7 @@ PublicKey = Literal[
     "total_weight",
     "expected_clients",
     "aborted",
+    "checks",
     # differential privacy
     "clip_norm",
     "noise_multiplier",

@@ -148,6 +148,8 @@ def audit_transcript(
     accountant = transcript.rounds[0].public.get("epsilon")
     results = []
     for observer in observers:
+        if observer == "malicious_server":  # the game measures what views reveal; the active rows are scored apart
+            continue
         name, views = observer_views(transcript, observer, target)
         method, scores = _scores(observer, views, target, candidates, attacks)
         labels = [truth[r] for r in sorted(truth)]

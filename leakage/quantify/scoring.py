@@ -511,6 +511,11 @@ def score_transcript(
     rows: list[ScoreRow] = []
     for kind in observers:
         name, views = observer_views(transcript, kind, target)
+        if kind == "malicious_server":  # an active server plays its own rounds (leakage.quantify.active)
+            from leakage.quantify.active import score_active
+
+            rows += score_active(task, name)  # type: ignore[arg-type]
+            continue
         observer = ObserverScoring(kind, name, views)
         for stage in stages:
             for attack, options, product in planned:

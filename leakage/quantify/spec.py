@@ -47,7 +47,7 @@ __all__ = [
     "parse_spec",
 ]
 
-ObserverKind = Literal["server", "participant", "coalition", "eavesdropper", "public"]
+ObserverKind = Literal["server", "participant", "coalition", "eavesdropper", "public", "malicious_server"]
 OBSERVER_KINDS: tuple[str, ...] = get_args(ObserverKind)
 #: The sizes a sweep scores when it names none: from two participants to a hundred.
 SWEEP_SIZES: tuple[int, ...] = (2, 3, 5, 10, 20, 50, 100)
@@ -242,7 +242,7 @@ def parse_spec(data: Mapping[str, Any], *, base: str | os.PathLike[str] | None =
     if not isinstance(data, Mapping):
         raise ConfigError(f"spec must be a table, got {type(data).__name__}")
     _check_keys("spec", data, ("name", "task", "deployments", "schemes", "scheme_options", "observers", "target",
-                               "attacks", "audit", "seeds", "sweeps", "plugins"))
+                               "attacks", "audit", "seeds", "sweeps", "plugins", "threat"))
     defaults = DeploymentSpec()
     plugins = _plugins(data.get("plugins", []))
     name = _string("spec.name", data.get("name", defaults.name))
@@ -252,6 +252,10 @@ def parse_spec(data: Mapping[str, Any], *, base: str | os.PathLike[str] | None =
     sweeps = _sweeps(data.get("sweeps", []), [size.name for size in deployments])
     scheme_options = _scheme_options(data.get("scheme_options", {}), (*schemes, *(s.scheme for s in sweeps)))
     observers = _names("spec.observers", data.get("observers", list(defaults.observers)), OBSERVER_KINDS)
+    # threat = "active": the server may also deviate (leakage.quantify.active); its rows are the malicious_server's
+    threat = require_choice("spec.threat", data.get("threat", "passive"), ("passive", "active"))
+    if threat == "active" and "malicious_server" not in observers:
+        observers = (*observers, "malicious_server")
     target = require_int("spec.target", data.get("target", defaults.target), minimum=0)
     smallest = min(size.n_clients for size in (*deployments, *(d for s in sweeps for d in s.deployments())))
     if target >= smallest:

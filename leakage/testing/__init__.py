@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from leakage.errors import ConfigError
 from leakage.quantify import parse_spec, score
 
 __all__ = [
@@ -95,6 +96,8 @@ def measure_single_update_leakage(
     scheme_options: Mapping[str, Any] | None = None,
     audit_trials: int | None = 32,
     seed: int = 0,
+    threat: str = "passive",
+    attack: str | None = None,
 ) -> SingleUpdateLeakage:
     """Simulate ``scheme`` with ``n_clients`` and measure what ``observer`` learns about client 0.
 
@@ -103,13 +106,28 @@ def measure_single_update_leakage(
         n_clients: clients, all taking part in every round.
         observer: ``server``, ``participant``, ``coalition``, ``eavesdropper`` or ``public``.
         task: the learning task (``spec.task`` fields); :data:`DEFAULT_TASK` if omitted.
-        scheme_options: the scheme's options.
+        scheme_options: the scheme's options (``{"checks": [...]}`` for the client checks).
         audit_trials: rounds of the distinguishing game, or ``None`` to skip it.
         seed: the experiment seed.
+        threat: ``passive`` (the observer reads its views) or ``active``: the server may also
+            deviate, and the ``malicious_server``'s attacks are measured
+            (:mod:`leakage.quantify.active`; no audit game).
+        attack: under ``active``, only this attack (``model_inconsistency``, ``survivor_split``,
+            ``key_substitution``, ``sybil``); ``None``: the worst of them.
 
     Raises:
-        ConfigError: a bad scheme, observer or option (one line naming it).
+        ConfigError: a bad scheme, observer, threat, attack or option (one line naming it).
     """
+    from leakage.checks import require_choice
+    from leakage.quantify.active import ACTIVE_ATTACKS, MALICIOUS_SERVER
+
+    require_choice("threat", threat, ("passive", "active"))
+    if attack is not None:
+        if threat != "active":
+            raise ConfigError("attack names an active server's attack; it needs threat='active'")
+        require_choice("attack", attack, ACTIVE_ATTACKS.names())
+    if threat == "active":
+        observer, audit_trials = MALICIOUS_SERVER, None
     spec = parse_spec({
         "name": f"{scheme} with {n_clients} clients",
         "task": dict(task if task is not None else DEFAULT_TASK),
@@ -122,7 +140,8 @@ def measure_single_update_leakage(
         "seeds": [seed],
     })
     report = score(spec).to_dict()
-    rows = [r for r in report["results"] if r["scheme"] == scheme and r["observer"] == observer]
+    rows = [r for r in report["results"] if r["scheme"] == scheme and r["observer"] == observer
+            and (attack is None or r["attack"] == attack)]
     ran = [r for r in rows if r["status"] == "ok"]
     worst = max(ran, key=lambda r: r["leakage"], default=None)
     audits = [a for a in report["audits"] if a["scheme"] == scheme and a["observer"] == observer]
@@ -154,7 +173,10 @@ def assert_hides_single_updates(
 
     Fails when the observer gets the target's individual update, when its leakage
     exceeds ``max_leakage``, or when the audit proves epsilon above ``max_epsilon``.
-    ``options`` go to :func:`measure_single_update_leakage`.
+    ``options`` go to :func:`measure_single_update_leakage`; with ``threat="active"`` the
+    server may deviate, so ``assert_hides_single_updates("secagg", 100, threat="active")``
+    fails, and passes with the checks that stop the attack named
+    (``attack="model_inconsistency", scheme_options={"checks": ["bind_model"]}``).
 
     Raises:
         AssertionError: the scheme did not hide the update; the message has the numbers.
