@@ -59,6 +59,7 @@ from attacks.inverting_gradients import InvertingGradientsAttack
 from attacks.labels import LabelStrategy, recover_labels
 from attacks.lira import LiRAAttack, lira_scores
 from attacks.membership import LossThresholdAttack, MembershipAttack, MembershipScores
+from attacks.model_inconsistency import InconsistencyRound, dead_parameters, model_inconsistency_round
 from attacks.objective import (
     cosine_distance,
     l2_distance,
@@ -145,6 +146,7 @@ __all__ = [
     "ReferenceMode",
     "ReferenceSignals",
     "RoundDifferenceAttack",
+    "InconsistencyRound",
     "SampleMatch",
     "ScoreCombination",
     "ShadowUpdates",
@@ -163,6 +165,8 @@ __all__ = [
     "make_upload_function",
     "marginal_probabilities",
     "match_samples",
+    "model_inconsistency_round",
+    "dead_parameters",
     "minibatch_schedule",
     "observed_target",
     "own_weight",

@@ -28,6 +28,7 @@ from leakage.metrics.reconstruction import (
     score_against_dataset,
     score_reconstruction,
 )
+from leakage.metrics.samples import SampleMatch, match_samples
 from leakage.metrics.tabular import feature_mse
 from leakage.metrics.updates import relative_error, update_cosine
 
@@ -40,11 +41,13 @@ __all__ = [
     "MatchingCost",
     "ReconstructionLike",
     "ReconstructionScore",
+    "SampleMatch",
     "default_ssim_window",
     "feature_mse",
     "label_accuracy",
     "label_multiset_accuracy",
     "match_reconstructions",
+    "match_samples",
     "membership_figures",
     "mse",
     "pairwise_mse",
