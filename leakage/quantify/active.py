@@ -191,7 +191,7 @@ def _survivor_split(setup: ActiveRoundSetup) -> ActiveOutcome:
         return survivor_split(inputs, config, target=setup.target, corrupt=corrupt, checks=checks,  # type: ignore[arg-type]
                               signing_keys=keys)  # type: ignore[arg-type]
 
-    return _protocol_attack(setup, play, ("survivor_lists", "sybil_clients"))
+    return _protocol_attack(setup, play, ("survivor_lists", "feigned_dropouts", "sybil_clients"))
 
 
 @ACTIVE_ATTACKS.register("key_substitution")
