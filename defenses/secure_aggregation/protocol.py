@@ -400,16 +400,23 @@ class SecAggClient:
             raise self._refuse(f"the survivor list names clients {sorted(strangers)[:5]} that never shared keys")
 
     def _check_consistency(self, survivors: frozenset[int], signatures: Mapping[int, bytes] | None) -> None:
-        """Bonawitz et al.'s ConsistencyCheck: ``t`` valid signatures on exactly this list, by signers on it."""
+        """Bonawitz et al.'s ConsistencyCheck: ``t`` valid signatures on exactly this list, by signers on it
+        from the client's sharing group (every client under SecAgg, its neighbours under SecAgg+)."""
         directory = self.checks.directory
         assert directory is not None
         if self._signed_survivors != survivors:
             raise self._refuse("the survivor list to unmask differs from the one it signed")
         message = survivor_list_bytes(self.config.session, survivors)
-        valid = {signer for signer, signature in (signatures or {}).items()
-                 if signer in survivors and signer in directory and verify(directory[signer], message, signature)}
-        if len(valid) < self.config.threshold:
-            raise self._refuse(f"only {len(valid)} clients signed the survivor list it was shown, threshold "
+        # signers among its own sharing group (everyone in SecAgg; its neighbours in SecAgg+), until t are valid
+        group = (self._neighbours | {self.client_id}) & survivors
+        valid = 0
+        for signer, signature in sorted((signatures or {}).items()):
+            if signer in group and signer in directory and verify(directory[signer], message, signature):
+                valid += 1
+                if valid == self.config.threshold:
+                    break
+        if valid < self.config.threshold:
+            raise self._refuse(f"only {valid} clients signed the survivor list it was shown, threshold "
                                f"{self.config.threshold}: the server showed clients different lists")
 
     def unmask(self, survivors: frozenset[int], signatures: Mapping[int, bytes] | None = None) -> UnmaskingResponse:
