@@ -196,7 +196,7 @@ def model_inconsistency_round(
         total, aborted = None, "clients holding different models cannot decrypt each other's shares"
         refusals = dict.fromkeys(range(n), "holds another model than a peer")
     else:
-        total, aborted = encoding.reduce(words.sum(axis=0)), None
+        total, aborted = encoding.reduce(np.add.reduce(words, axis=0, dtype=words.dtype)), None  # wraps mod 2^k
     if total is None:
         return InconsistencyRound(target, n, None, truth, encoded_target.float(), silenced, False, None, aborted,
                                   refusals)

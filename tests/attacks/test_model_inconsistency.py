@@ -51,3 +51,11 @@ def test_a_model_the_dead_layer_cannot_silence_is_refused() -> None:
     net = nn.Sequential(nn.Linear(4, 3), nn.Tanh(), nn.Linear(3, 2))
     with pytest.raises(ConfigError, match="first layer is a Linear with a bias followed by a ReLU-like"):
         dead_parameters(net, torch.zeros(23))
+
+
+def test_summing_the_encoded_updates_directly_gives_what_the_protocol_gives() -> None:
+    _, run = _round(20)
+    _, summed = _round(20, protocol=False)
+    assert run.estimate is not None and summed.estimate is not None
+    torch.testing.assert_close(run.estimate, summed.estimate, rtol=0, atol=0)
+    assert summed.relative_error is not None and summed.relative_error < 0.5
