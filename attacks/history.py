@@ -22,7 +22,7 @@ from torch import Tensor
 
 from attacks.base import AttackBase, AttackProduct, Knowledge, Observation, ViewerRole
 from leakage.errors import ThreatModelError
-from leakage.views import EAVESDROPPER, SERVER, RoundView
+from leakage.views import EAVESDROPPER, MALICIOUS_SERVER, SERVER, RoundView
 
 __all__ = [
     "HistoryAttack",
@@ -216,9 +216,10 @@ class HistoryAttack(AttackBase, Generic[ResultT]):
             if wrong:
                 raise ThreatModelError(f"{self.name} runs as a participant; got views of {', '.join(wrong)}")
         elif self.role == "server":
-            if len(observers) != 1 or observers[0] not in (SERVER, EAVESDROPPER):
+            if len(observers) != 1 or observers[0] not in (SERVER, EAVESDROPPER, MALICIOUS_SERVER):
                 raise ThreatModelError(
-                    f"{self.name} runs as the server or an eavesdropper; got views of {', '.join(observers)}"
+                    f"{self.name} runs as the server or an eavesdropper (or a malicious server); got views of "
+                    f"{', '.join(observers)}"
                 )
         elif len(observers) > 1 and not all(name.startswith("client:") for name in observers):
             raise ThreatModelError(

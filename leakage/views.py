@@ -30,6 +30,7 @@ from leakage.errors import ThreatModelError
 
 __all__ = [
     "EAVESDROPPER",
+    "MALICIOUS_SERVER",
     "OWN_KEYS",
     "PUBLIC",
     "PUBLIC_KEYS",
@@ -57,6 +58,7 @@ __all__ = [
 SERVER = "server"
 EAVESDROPPER = "eavesdropper"
 PUBLIC = "public"
+MALICIOUS_SERVER = "malicious_server"  # an active server: the honest server's view and what it extracted
 
 Message = Tensor | bytes
 PublicValue = int | float | str | bool | None | list[Any] | dict[str, Any]
@@ -248,6 +250,8 @@ PublicKey = Literal[
     "expected_clients",
     "aborted",
     "checks",
+    "active_attack",
+    "active_powers",
     # differential privacy
     "clip_norm",
     "noise_multiplier",
@@ -306,6 +310,9 @@ PUBLIC_KEYS: Mapping[PublicKey, str] = MappingProxyType[PublicKey, str](
         "aborted": "why the round aborted (the model is unchanged); the round record only",
         "checks": "the clients' checks against an active server, comma-separated; under secagg and secagg+ with "
         "checks",
+        "active_attack": "the deviation an active server played this round; malicious_server only",
+        "active_powers": "the powers that deviation used, comma-separated (per_client_models, survivor_lists, "
+        "key_rosters, sybil_clients, ...); malicious_server only",
         "clip_norm": "L2 clipping bound of central DP; under dp",
         "noise_multiplier": "noise std over the clipping bound of central DP; under dp",
         "delta": "the delta of the reported epsilon; under dp and ddp",

@@ -219,7 +219,13 @@ class SecureAggregation(AggregationScheme):
         """Return who masks with whom this round: everyone with everyone."""
         return complete_graph(clients)
 
-    def run_round(self, context: RoundContext) -> RoundOutcome:
+    def run_round(self, context: RoundContext, *, model_digests: Mapping[int, bytes] | None = None) -> RoundOutcome:
+        """Run the protocol on the round's updates.
+
+        ``model_digests``: the digest of the model each client received, where a server sent
+        clients different models (an active server; the honest simulator sends one model, whose
+        digest every client holds). They matter only to clients that check ``bind_model``.
+        """
         if self.encoding is None:
             raise ConfigError(f"scheme {self.name!r} must be prepared for a deployment before it runs a round")
         encoding = self.encoding
@@ -239,8 +245,9 @@ class SecureAggregation(AggregationScheme):
             session=self.entropy(16), ring_bits=self.ring_bits, length=length, threshold=threshold, neighbours=graph,
             model_digest=digest,
         )
+        held = dict.fromkeys(clients, digest) if model_digests is None or not digest else dict(model_digests)
         result = run_protocol(inputs, config, dropouts=dropouts, entropy=self.entropy, checks=checks,
-                              signing_keys=keys, model_digests=dict.fromkeys(clients, digest))
+                              signing_keys=keys, model_digests=held)
         metrics = {
             "clipped_values": float(clipped.sum()),
             "upload_bytes_per_client": result.upload_bytes_per_client(),

@@ -43,8 +43,9 @@ def observer_views(transcript: Transcript, kind: ObserverKind | str, target: int
     n_clients = len(transcript.truth.partition)
     if kind in (SERVER, EAVESDROPPER, PUBLIC):
         return kind, transcript.views_of(kind)
-    if kind == "malicious_server":  # it holds what the honest server holds, and plays its own rounds besides
-        return SERVER, transcript.views_of(SERVER)
+    if kind == "malicious_server":  # its recorded views where a MaliciousServer ran, else the honest server's
+        recorded = transcript.views_of("malicious_server")
+        return ("malicious_server", recorded) if recorded else (SERVER, transcript.views_of(SERVER))
     others = [client for client in range(n_clients) if client != target]
     if kind == "participant":
         return client_observer(others[0]), transcript.views_of(client_observer(others[0]))

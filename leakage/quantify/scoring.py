@@ -511,7 +511,7 @@ def score_transcript(
     rows: list[ScoreRow] = []
     for kind in observers:
         name, views = observer_views(transcript, kind, target)
-        if kind == "malicious_server":  # an active server plays its own rounds (leakage.quantify.active)
+        if kind == "malicious_server" and name != "malicious_server":  # no recorded deviation: play them here
             from leakage.quantify.active import score_active
 
             rows += score_active(task, name)  # type: ignore[arg-type]
