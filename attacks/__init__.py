@@ -59,7 +59,7 @@ from attacks.inverting_gradients import InvertingGradientsAttack
 from attacks.labels import LabelStrategy, recover_labels
 from attacks.lira import LiRAAttack, lira_scores
 from attacks.membership import LossThresholdAttack, MembershipAttack, MembershipScores
-from attacks.model_inconsistency import InconsistencyRound, dead_parameters, model_inconsistency_round
+from attacks.model_inconsistency import dead_parameters
 from attacks.objective import (
     cosine_distance,
     l2_distance,
@@ -146,7 +146,6 @@ __all__ = [
     "ReferenceMode",
     "ReferenceSignals",
     "RoundDifferenceAttack",
-    "InconsistencyRound",
     "SampleMatch",
     "ScoreCombination",
     "ShadowUpdates",
@@ -165,7 +164,6 @@ __all__ = [
     "make_upload_function",
     "marginal_probabilities",
     "match_samples",
-    "model_inconsistency_round",
     "dead_parameters",
     "minibatch_schedule",
     "observed_target",

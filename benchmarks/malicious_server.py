@@ -11,7 +11,7 @@ a server that deviates:
 - ``sybil``: the other ``N - 1`` clients are the server's registered identities;
 - ``model_inconsistency``: the target gets the real model (``mlp`` on ``digits``, 8
   samples per client, FedSGD), everyone else a dead one
-  (:func:`attacks.model_inconsistency.model_inconsistency_round`);
+  (:func:`leakage.quantify.model_inconsistency_round`);
 - ``samples``: the model-modification attacks, one FedSGD round of 8 digits per client
   read from the aggregate: ``imprint`` (Fowl et al., k = 1024 and 4096 bins, a random
   measurement direction), ``imprint_with_inconsistency`` (the imprint model to the target
@@ -49,7 +49,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from attacks.model_inconsistency import model_inconsistency_round
 from defenses.secure_aggregation import (
     ClientChecks,
     ProtocolConfig,
@@ -66,6 +65,7 @@ from defenses.secure_aggregation import (
 )
 from leakage import load_dataset
 from leakage.models import create_model
+from leakage.quantify.inconsistency import model_inconsistency_round
 
 CHECKS = ("none", "bind_model", "signed_keys", "consistency_round", "min_threshold", "vet_model", "all")
 ASSUMED_CORRUPT = 2

@@ -37,6 +37,8 @@ from leakage.quantify.canary_records import (
     audit_with_canary_records,
     insert_canary_records,
 )
+from leakage.quantify.inconsistency import InconsistencyRound, model_inconsistency_round
+from leakage.quantify.malicious_server import DEVIATIONS, MaliciousServer
 from leakage.quantify.observers import ROLES, observer_views
 from leakage.quantify.one_run import (
     AndrewEstimate,
@@ -140,6 +142,9 @@ __all__ = [
     "OneRunMethod",
     "OneRunPolicy",
     "CanaryRecordSpec",
+    "DEVIATIONS",
+    "InconsistencyRound",
+    "MaliciousServer",
     "CanaryRecords",
     "ReconstructionScorer",
     "RecordAudit",
@@ -179,6 +184,7 @@ __all__ = [
     "import_plugins",
     "insert_canary_records",
     "load_spec",
+    "model_inconsistency_round",
     "normalised_leakage",
     "observer_views",
     "one_run_epsilon",

@@ -15,7 +15,7 @@ server's estimate is scored like any update estimate: cosine against the release
 model's direction (the baseline), relative error beside it.
 
 - ``model_inconsistency``: the target gets the real model, the rest a dead one
-  (:mod:`attacks.model_inconsistency`); stopped by ``bind_model``.
+  (:mod:`attacks.model_inconsistency`, :func:`leakage.quantify.model_inconsistency_round`); stopped by ``bind_model``.
 - ``survivor_split``: ``max(1, 2t - n)`` corrupt clients split the target's shareholders
   (:func:`defenses.secure_aggregation.survivor_split`); stopped by ``min_threshold``.
 - ``key_substitution``: server-made keys for the target; stopped by ``signed_keys``.
@@ -127,7 +127,7 @@ def _honest_updates(setup: ActiveRoundSetup) -> dict[int, Tensor]:
 
 @ACTIVE_ATTACKS.register("model_inconsistency")
 def _model_inconsistency(setup: ActiveRoundSetup) -> ActiveOutcome:
-    from attacks.model_inconsistency import model_inconsistency_round
+    from leakage.quantify.inconsistency import model_inconsistency_round
 
     clients = sorted(setup.batches)
     checks, keys = _client_checks(setup, clients)

@@ -6,11 +6,12 @@ import pytest
 import torch
 from torch import nn
 
-from attacks.model_inconsistency import dead_parameters, model_inconsistency_round
+from attacks.model_inconsistency import dead_parameters
 from defenses.secure_aggregation import ClientChecks, RingEncoding, architecture_digest
 from leakage import load_dataset
 from leakage.errors import ConfigError
 from leakage.models import create_model
+from leakage.quantify import model_inconsistency_round
 
 DIGITS = load_dataset("digits")
 

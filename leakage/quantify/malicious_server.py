@@ -1,5 +1,8 @@
 """A malicious server inside the simulation: each round it deviates, and its view records what it got.
 
+It sits above ``attacks`` and ``defenses`` (it plays attacks against the protocol), as
+:class:`~leakage.quantify.canaries.WithCanaries` does.
+
 :class:`MaliciousServer` wraps a ``secagg`` or ``secagg+`` scheme. In every round the
 target takes part in, the server plays one deviation (``attack``) against the round's
 real clients, running their checks (``inner.checks``), and the transcript gains a view of

@@ -6,13 +6,12 @@ import pytest
 import torch
 
 from attacks import Knowledge, create_attack
-from attacks.active_server import MaliciousServer
 from defenses.secure_aggregation import SecureAggregation
 from leakage import load_dataset
 from leakage.errors import ConfigError
 from leakage.metrics import update_cosine
 from leakage.models import create_model
-from leakage.quantify import score_transcript
+from leakage.quantify import MaliciousServer, score_transcript
 from leakage.simulation import SimulationSettings, Simulator
 from leakage.transcript import Transcript
 
