@@ -149,8 +149,14 @@ class SecureAggregation(AggregationScheme):
             return min(holders, (holders + self.assumed_corrupt) // 2 + 1)
         return holders // 2 + 1
 
-    def client_checks(self, clients: Sequence[int]) -> tuple[ClientChecks | None, dict[int, SigningKey]]:
-        """The clients' checks for one round, and the identity keys they sign with (drawn here)."""
+    def client_checks(
+        self, clients: Sequence[int], *, architecture: bytes | None = None
+    ) -> tuple[ClientChecks | None, dict[int, SigningKey]]:
+        """The clients' checks for one round, and the identity keys they sign with (drawn here).
+
+        ``architecture``: the digest of the announced architecture ``vet_model`` compares with
+        (``None``: the honest simulator sends the announced model, so there is nothing to vet).
+        """
         if not self.checks:
             return None, {}
         signed = "signed_keys" in self.checks or "consistency_round" in self.checks
@@ -160,6 +166,7 @@ class SecureAggregation(AggregationScheme):
             directory={c: key.public for c, key in keys.items()} if signed else None,
             consistency_round="consistency_round" in self.checks,
             assumed_corrupt=self.assumed_corrupt if "min_threshold" in self.checks else None,
+            announced_architecture=architecture if "vet_model" in self.checks else None,
         )
         return checks, keys
 

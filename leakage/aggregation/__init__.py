@@ -8,6 +8,7 @@ from leakage.aggregation.base import (
     RoundContext,
     RoundOutcome,
     Weighting,
+    WrappedScheme,
     weighted_mean,
 )
 from leakage.aggregation.composition import (
@@ -35,6 +36,7 @@ __all__ = [
     "RoundContext",
     "RoundOutcome",
     "Weighting",
+    "WrappedScheme",
     "create_scheme",
     "observer_views",
     "scheme_names",

@@ -16,6 +16,7 @@ from typing import ClassVar, Literal
 import torch
 from torch import Tensor
 
+from leakage.errors import ConfigError
 from leakage.registry import Registry
 from leakage.views import PublicValue, RoundView
 
@@ -27,6 +28,7 @@ __all__ = [
     "RoundContext",
     "RoundOutcome",
     "Weighting",
+    "WrappedScheme",
     "weighted_mean",
 ]
 
@@ -224,6 +226,38 @@ class AggregationScheme(ABC):
         part of the protocol, so every party knows it.
         """
         return "sample_count"
+
+
+class WrappedScheme(AggregationScheme):
+    """A scheme that runs ``inner`` and changes its rounds: everything else is ``inner``'s.
+
+    Subclasses (canary clients, an active server) override :meth:`run_round`; records and
+    views keep naming the scheme the clients ran.
+    """
+
+    def __init__(self, inner: AggregationScheme) -> None:
+        if not isinstance(inner, AggregationScheme):
+            raise ConfigError(f"inner must be an AggregationScheme, got {type(inner).__name__}")
+        self.inner = inner
+
+    @property
+    def name(self) -> str:  # type: ignore[override]  # views and records name the scheme that ran
+        return self.inner.name
+
+    def prepare(self, deployment: Deployment) -> None:
+        self.inner.prepare(deployment)
+
+    def min_summands(self, deployment: Deployment) -> int:
+        return self.inner.min_summands(deployment)
+
+    def lattice_step(self) -> float | None:
+        return self.inner.lattice_step()
+
+    def weighting(self) -> Weighting:
+        return self.inner.weighting()
+
+    def public_parameters(self) -> dict[str, PublicValue]:
+        return self.inner.public_parameters()
 
 
 SCHEMES: Registry[type[AggregationScheme]] = Registry("scheme", plugin_modules=("defenses",))

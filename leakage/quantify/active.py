@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -92,23 +93,13 @@ ActiveAttack = Callable[[ActiveRoundSetup], ActiveOutcome]
 ACTIVE_ATTACKS: Registry[ActiveAttack] = Registry("active attack")
 
 
-def _client_checks(setup: ActiveRoundSetup, clients: Sequence[int]) -> tuple[object, dict[int, object]]:
-    from defenses.secure_aggregation import ClientChecks, SigningKey, architecture_digest
+def _client_checks(setup: ActiveRoundSetup, clients: Sequence[int]) -> tuple[Any, dict[int, Any]]:
+    """The clients' checks as the scheme runs them, vetting against the real architecture."""
+    from defenses.secure_aggregation import SecureAggregation, SecureAggregationPlus, architecture_digest
 
-    if not setup.checks:
-        return None, {}
-    signed = "signed_keys" in setup.checks or "consistency_round" in setup.checks
-    import os
-
-    keys = {c: SigningKey.from_secret(os.urandom(32)) for c in clients} if signed else {}
-    checks = ClientChecks(
-        bind_model="bind_model" in setup.checks,
-        directory={c: key.public for c, key in keys.items()} if signed else None,
-        consistency_round="consistency_round" in setup.checks,
-        assumed_corrupt=setup.assumed_corrupt if "min_threshold" in setup.checks else None,
-        announced_architecture=architecture_digest(setup.model) if "vet_model" in setup.checks else None,
-    )
-    return checks, dict(keys)
+    honest = (SecureAggregationPlus if setup.sparse else SecureAggregation)(
+        checks=setup.checks, assumed_corrupt=setup.assumed_corrupt)
+    return honest.client_checks(clients, architecture=architecture_digest(setup.model))
 
 
 def _honest_updates(setup: ActiveRoundSetup) -> dict[int, Tensor]:
@@ -133,8 +124,8 @@ def _model_inconsistency(setup: ActiveRoundSetup) -> ActiveOutcome:
     checks, keys = _client_checks(setup, clients)
     result = model_inconsistency_round(
         setup.model, setup.params, [setup.batches[c] for c in clients], target=clients.index(setup.target),
-        lr=setup.lr, local_epochs=setup.local_epochs, batch_size=setup.batch_size, checks=checks,  # type: ignore[arg-type]
-        signing_keys=keys, clip_range=setup.clip_range, ring_bits=setup.ring_bits,  # type: ignore[arg-type]
+        lr=setup.lr, local_epochs=setup.local_epochs, batch_size=setup.batch_size, checks=checks,
+        signing_keys=keys, clip_range=setup.clip_range, ring_bits=setup.ring_bits,
         threshold=setup.threshold, protocol=len(clients) <= 100,
     )
     note = (f"aborted: {result.aborted}" if result.estimate is None

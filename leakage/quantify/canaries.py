@@ -54,7 +54,7 @@ from leakage.aggregation import (
     Deployment,
     RoundContext,
     RoundOutcome,
-    Weighting,
+    WrappedScheme,
     create_scheme,
 )
 from leakage.checks import require_bool, require_choice, require_int, require_positive_float
@@ -71,7 +71,7 @@ from leakage.quantify.one_run import (
 )
 from leakage.simulation import SimulationSettings, Simulator
 from leakage.transcript import Transcript
-from leakage.views import PublicValue, RoundView, parse_client_observer, parse_received_key
+from leakage.views import RoundView, parse_client_observer, parse_received_key
 
 __all__ = [
     "CANARY_KINDS",
@@ -85,6 +85,8 @@ __all__ = [
     "audit_with_canaries",
     "canary_scores",
     "default_guess_rules",
+    "find_audit",
+    "one_run_audits",
 ]
 
 CanaryKind = Literal["random", "dirac"]
@@ -159,7 +161,7 @@ class CanaryTruth:
     isolated: bool
 
 
-class WithCanaries(AggregationScheme):
+class WithCanaries(WrappedScheme):
     """Runs ``inner`` with the inserted canary clients a round samples appended to its updates.
 
     Canary ``j`` is client ``n_clients + j``; it is sampled each round with the real
@@ -176,18 +178,12 @@ class WithCanaries(AggregationScheme):
     """
 
     def __init__(self, inner: AggregationScheme, canaries: CanarySpec) -> None:
-        if not isinstance(inner, AggregationScheme):
-            raise ConfigError(f"inner must be an AggregationScheme, got {type(inner).__name__}")
+        super().__init__(inner)
         if not isinstance(canaries, CanarySpec):
             raise ConfigError(f"canaries must be a CanarySpec, got {type(canaries).__name__}")
-        self.inner = inner
         self.canaries = canaries
         self._deployment: Deployment | None = None
         self._truth: CanaryTruth | None = None
-
-    @property
-    def name(self) -> str:  # type: ignore[override]  # views and records name the scheme that ran
-        return self.inner.name
 
     def prepare(self, deployment: Deployment) -> None:
         if self.inner.needs_client_batches:
@@ -223,18 +219,6 @@ class WithCanaries(AggregationScheme):
     def canary_weight(self) -> float:
         """The aggregation weight of each canary row: the median real client's."""
         return float(statistics.median(self._require_deployment().client_weights))
-
-    def min_summands(self, deployment: Deployment) -> int:
-        return self.inner.min_summands(deployment)
-
-    def lattice_step(self) -> float | None:
-        return self.inner.lattice_step()
-
-    def weighting(self) -> Weighting:
-        return self.inner.weighting()
-
-    def public_parameters(self) -> dict[str, PublicValue]:
-        return self.inner.public_parameters()
 
     def run_round(self, context: RoundContext) -> RoundOutcome:
         deployment, truth = self._require_deployment(), self.truth()
@@ -379,10 +363,7 @@ class CanaryAudit:
 
     def audit(self, policy: str, method: str) -> OneRunAudit:
         """The audit of one guess policy and method."""
-        for audit in self.audits:
-            if audit.policy == policy and audit.method == method:
-                return audit
-        raise ConfigError(f"no audit with policy {policy!r} and method {method!r}")
+        return find_audit(self.audits, policy, method)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready result; the per-canary scores are left out."""
@@ -443,15 +424,7 @@ def audit_canaries(
     accountant_delta = last_public.get("delta")
     if delta is None:
         delta = float(accountant_delta) if isinstance(accountant_delta, float) else _DEFAULT_DELTA
-    fixed = rule if rule is not None else GuessRule(top_k=2 * m // 5, bottom_k=2 * m // 5)
-    audits: list[OneRunAudit] = []
-    for method in ("steinke", "gdp"):
-        audits.append(audit_one_run_fixed(scores, truth.inserted, fixed, delta=delta, confidence=confidence,
-                                          method=method))
-        audits.append(audit_one_run_split(scores, truth.inserted, rules or default_guess_rules(m // 2), delta=delta,
-                                          confidence=confidence, method=method))
-        audits.append(audit_one_run_bonferroni(scores, truth.inserted, rules or default_guess_rules(m), delta=delta,
-                                               confidence=confidence, method=method))
+    audits = one_run_audits(scores, truth.inserted, rule=rule, rules=rules, delta=delta, confidence=confidence)
     estimate, note = _estimate(scores, truth.inserted, delta)
     return CanaryAudit(
         scheme=transcript.rounds[0].scheme if transcript.rounds else "",
@@ -461,7 +434,7 @@ def audit_canaries(
         m=m,
         inserted=int(truth.inserted.sum()),
         rounds=len(transcript.rounds),
-        audits=tuple(audits),
+        audits=audits,
         estimate=estimate,
         accountant_epsilon=float(accountant_epsilon) if isinstance(accountant_epsilon, (int, float)) else None,
         accountant_delta=float(accountant_delta) if isinstance(accountant_delta, (int, float)) else None,
@@ -469,6 +442,44 @@ def audit_canaries(
         estimate_note=note,
         scores=tuple(float(s) for s in scores),
     )
+
+
+def one_run_audits(
+    scores: npt.NDArray[np.float64],
+    inserted: npt.NDArray[np.bool_],
+    *,
+    rule: GuessRule | None,
+    rules: Sequence[GuessRule] | None,
+    delta: float,
+    confidence: float,
+) -> tuple[OneRunAudit, ...]:
+    """Steinke et al.'s and the Gaussian-DP bound for the fixed rule, the split and Bonferroni, in that order.
+
+    ``rule`` defaults to "in" for the top 40% and "out" for the bottom 40%; ``rules`` (what
+    ``split`` and ``bonferroni`` choose from) to :func:`default_guess_rules`.
+    """
+    m = len(inserted)
+    fixed = rule if rule is not None else GuessRule(top_k=2 * m // 5, bottom_k=2 * m // 5)
+    audits: list[OneRunAudit] = []
+    for method in ("steinke", "gdp"):
+        audits.append(audit_one_run_fixed(scores, inserted, fixed, delta=delta, confidence=confidence, method=method))
+        audits.append(audit_one_run_split(scores, inserted, rules or default_guess_rules(m // 2), delta=delta,
+                                          confidence=confidence, method=method))
+        audits.append(audit_one_run_bonferroni(scores, inserted, rules or default_guess_rules(m), delta=delta,
+                                               confidence=confidence, method=method))
+    return tuple(audits)
+
+
+def find_audit(audits: Sequence[OneRunAudit], policy: str, method: str) -> OneRunAudit:
+    """The audit of one guess policy and method among ``audits``.
+
+    Raises:
+        ConfigError: there is none.
+    """
+    for audit in audits:
+        if audit.policy == policy and audit.method == method:
+            return audit
+    raise ConfigError(f"no audit with policy {policy!r} and method {method!r}")
 
 
 def _estimate(

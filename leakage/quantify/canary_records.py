@@ -37,13 +37,10 @@ from leakage.aggregation import AggregationScheme, create_scheme
 from leakage.checks import require_bool, require_int
 from leakage.data import Dataset, load_dataset
 from leakage.errors import ConfigError
-from leakage.quantify.canaries import default_guess_rules
+from leakage.quantify.canaries import find_audit, one_run_audits
 from leakage.quantify.one_run import (
     GuessRule,
     OneRunAudit,
-    audit_one_run_bonferroni,
-    audit_one_run_fixed,
-    audit_one_run_split,
 )
 from leakage.simulation import SimulationSettings, Simulator
 from leakage.transcript import Transcript
@@ -159,10 +156,7 @@ class RecordAudit:
 
     def audit(self, policy: str, method: str) -> OneRunAudit:
         """The audit of one guess policy and method."""
-        for audit in self.audits:
-            if audit.policy == policy and audit.method == method:
-                return audit
-        raise ConfigError(f"no audit with policy {policy!r} and method {method!r}")
+        return find_audit(self.audits, policy, method)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready result; the per-canary scores are left out."""
@@ -234,19 +228,12 @@ def audit_canary_records(
     accountant_epsilon, accountant_delta = last_public.get("epsilon"), last_public.get("delta")
     if delta is None:
         delta = float(accountant_delta) if isinstance(accountant_delta, float) else _DEFAULT_DELTA
-    fixed = rule if rule is not None else GuessRule(top_k=2 * m // 5, bottom_k=2 * m // 5)
-    audits: list[OneRunAudit] = []
-    for method in ("steinke", "gdp"):
-        audits.append(audit_one_run_fixed(scores, inserted, fixed, delta=delta, confidence=confidence, method=method))
-        audits.append(audit_one_run_split(scores, inserted, rules or default_guess_rules(m // 2), delta=delta,
-                                          confidence=confidence, method=method))
-        audits.append(audit_one_run_bonferroni(scores, inserted, rules or default_guess_rules(m), delta=delta,
-                                               confidence=confidence, method=method))
+    audits = one_run_audits(scores, inserted, rule=rule, rules=rules, delta=delta, confidence=confidence)
     return RecordAudit(
         scheme=transcript.rounds[0].scheme if transcript.rounds else "",
         observer=observer, attack=attack, m=m, inserted=int(inserted.sum()),
         mislabelled=canaries.mislabelled,
-        rounds=len(transcript.rounds), audits=tuple(audits),
+        rounds=len(transcript.rounds), audits=audits,
         accountant_epsilon=float(accountant_epsilon) if isinstance(accountant_epsilon, (int, float)) else None,
         accountant_delta=float(accountant_delta) if isinstance(accountant_delta, (int, float)) else None,
         scores=tuple(float(s) for s in scores),

@@ -40,7 +40,7 @@ from defenses.secure_aggregation import (
     survivor_split,
     sybil_fill,
 )
-from leakage.aggregation import AggregationScheme, Deployment, RoundContext, RoundOutcome, Weighting
+from leakage.aggregation import AggregationScheme, RoundContext, RoundOutcome, WrappedScheme
 from leakage.checks import require_choice, require_int
 from leakage.errors import ConfigError
 from leakage.models import ParameterLayout
@@ -58,7 +58,7 @@ DEVIATIONS: dict[str, tuple[str, ...]] = {
 }
 
 
-class MaliciousServer(AggregationScheme):
+class MaliciousServer(WrappedScheme):
     """Runs ``inner`` with a server that deviates to recover ``target``'s update (module docstring).
 
     Args:
@@ -73,7 +73,8 @@ class MaliciousServer(AggregationScheme):
         if not isinstance(inner, SecureAggregation):
             raise ConfigError(f"inner must be a secagg or secagg+ scheme (the deviations are of secure "
                               f"aggregation), got {type(inner).__name__}")
-        self.inner = inner
+        super().__init__(inner)
+        self.secure: SecureAggregation = inner
         self.attack = require_choice("attack", attack, tuple(DEVIATIONS))
         self.target = require_int("target", target, minimum=0)
         if self.attack == "model_inconsistency" and model is None:
@@ -81,27 +82,8 @@ class MaliciousServer(AggregationScheme):
         self.model = model
 
     @property
-    def name(self) -> str:  # type: ignore[override]  # records name the scheme the clients ran
-        return self.inner.name
-
-    @property
     def needs_client_batches(self) -> bool:
         return self.attack == "model_inconsistency"
-
-    def prepare(self, deployment: Deployment) -> None:
-        self.inner.prepare(deployment)
-
-    def min_summands(self, deployment: Deployment) -> int:
-        return self.inner.min_summands(deployment)
-
-    def lattice_step(self) -> float | None:
-        return self.inner.lattice_step()
-
-    def weighting(self) -> Weighting:
-        return self.inner.weighting()
-
-    def public_parameters(self) -> dict[str, PublicValue]:
-        return self.inner.public_parameters()
 
     def run_round(self, context: RoundContext) -> RoundOutcome:
         if self.target not in context.client_ids:
@@ -127,7 +109,7 @@ class MaliciousServer(AggregationScheme):
             updates[row], _ = train_client(loss, layout, dead, list(context.client_batches[client]), lr=lr)
             silenced &= updates[row] == 0
         digests = {c: model_digest(real if c == self.target else dead) for c in context.client_ids}
-        outcome = self.inner.run_round(replace(context, updates=updates), model_digests=digests)
+        outcome = self.secure.run_round(replace(context, updates=updates), model_digests=digests)
         server = outcome.views.get(SERVER)
         aggregate = None if server is None else server.received.get("aggregate")
         if not isinstance(aggregate, Tensor) or outcome.aborted is not None:
@@ -140,7 +122,7 @@ class MaliciousServer(AggregationScheme):
         return self._with_view(context, outcome, estimate.to(context.params_before.dtype))
 
     def _deviate(self, context: RoundContext) -> Tensor | None:
-        inner = self.inner
+        inner = self.secure
         encoding = inner.encoding
         assert encoding is not None
         clients = list(context.client_ids)
