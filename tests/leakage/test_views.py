@@ -86,7 +86,7 @@ def test_a_view_with_declared_keys_is_built() -> None:
     ("field", "value", "choices"),
     [
         ("own", {"gradient": torch.ones(2)}, "clipped_values, data_indices, model_share, sent, update"),
-        ("public", {"learning_rate": 0.1}, "aborted, accountant, algorithm"),
+        ("public", {"learning_rate": 0.1}, "aborted, accountant, active_attack, active_powers, algorithm"),
         ("received", {"mask": torch.ones(2)}, "aggregate, public_context, update:client:<id>"),
     ],
 )
