@@ -21,6 +21,17 @@ model's direction (the baseline), relative error beside it.
 - ``key_substitution``: server-made keys for the target; stopped by ``signed_keys``.
 - ``sybil``: every other client is the server's; no protocol check stops it.
 
+Sample attacks (:data:`ACTIVE_SAMPLE_ATTACKS`), scored as the fraction of the target's
+samples of that round recovered above 30 dB after one-to-one matching (metric
+``fraction_30db``, leakage the fraction itself), with whether they are attributed to it:
+
+- ``imprint`` (Fowl et al.): a 1024-bin imprint layer prepended for everyone; stopped
+  only by ``vet_model`` (the architecture differs from the announced one);
+- ``imprint_inconsistent``: the imprint layer for the target alone, dead models for the
+  rest: its samples, attributed; stopped by ``bind_model`` and ``vet_model``;
+- ``trap_weights`` (Boenisch et al.): the first layer re-weighted for everyone; no check
+  here stops it.
+
 The attacks apply to ``secagg`` and ``secagg+``; under other schemes the row says why
 not (under ``plain`` the honest server already holds every update).
 """
@@ -38,8 +49,8 @@ from torch import Tensor
 from leakage.metrics import relative_error, update_cosine
 from leakage.registry import Registry
 
-__all__ = ["ACTIVE_ATTACKS", "ACTIVE_POWERS", "MALICIOUS_SERVER", "ActiveOutcome", "ActiveRoundSetup",
-           "score_active"]
+__all__ = ["ACTIVE_ATTACKS", "ACTIVE_POWERS", "ACTIVE_SAMPLE_ATTACKS", "MALICIOUS_SERVER", "ActiveOutcome",
+           "ActiveRoundSetup", "SampleOutcome", "score_active"]
 
 MALICIOUS_SERVER = "malicious_server"
 #: What the active server may do, recorded with its rows.
@@ -207,6 +218,159 @@ def _sybil(setup: ActiveRoundSetup) -> ActiveOutcome:
     return _protocol_attack(setup, play, ("sybil_clients",))
 
 
+@dataclass(frozen=True)
+class SampleOutcome:
+    """One malicious round that pulls samples out of the aggregate (raw inputs), or ``None``."""
+
+    samples: Tensor | None
+    attributed: bool
+    note: str
+    powers: tuple[str, ...]
+
+
+SampleAttack = Callable[[ActiveRoundSetup, Tensor], SampleOutcome]
+#: Attacks that change the model so the aggregate gives back samples: imprint, and trap weights.
+ACTIVE_SAMPLE_ATTACKS: Registry[SampleAttack] = Registry("active sample attack")
+_IMPRINT_BINS = 1024
+
+
+def _named(model: torch.nn.Module, params: Tensor) -> torch.nn.Module:
+    """A copy of ``model`` holding the flat ``params``."""
+    import copy
+
+    from leakage.models import ParameterLayout
+
+    net = copy.deepcopy(model)
+    named = ParameterLayout.of(net).unflatten(params.detach().to(torch.float32))
+    with torch.no_grad():
+        for name, parameter in net.named_parameters():
+            parameter.copy_(named[name])
+    return net
+
+
+def _flat(model: torch.nn.Module) -> Tensor:
+    return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
+
+def _sample_round(
+    setup: ActiveRoundSetup, sent: Mapping[int, Tensor], model: torch.nn.Module
+) -> tuple[Tensor, Tensor]:
+    """Every participant's FedSGD/FedAvg update on the model it was sent; returns their sum's first layer."""
+    from leakage.models import ParameterLayout
+    from leakage.simulation import make_loss, train_client
+
+    layout, loss = ParameterLayout.of(model), make_loss(model)
+    total = torch.zeros(layout.num_parameters)
+    for client, (inputs, targets) in setup.batches.items():
+        size = len(inputs) if setup.batch_size is None else setup.batch_size
+        batches = [(inputs[i:i + size], targets[i:i + size]) for _ in range(setup.local_epochs)
+                   for i in range(0, len(inputs), size)]
+        update, _ = train_client(loss, layout, sent[client], batches, lr=setup.lr)
+        total += update
+    named = layout.unflatten(total)
+    return named[layout.names[0]], named[layout.names[1]]
+
+
+def _imprinted(setup: ActiveRoundSetup, auxiliary: Tensor) -> tuple[torch.nn.Module, Any]:
+    from attacks.imprint import ImprintBlock
+
+    block = ImprintBlock.from_auxiliary(auxiliary, _IMPRINT_BINS, measurement="random",
+                                        generator=torch.Generator().manual_seed(0))
+    return torch.nn.Sequential(block, _named(setup.model, setup.params)), block
+
+
+def _vetted(setup: ActiveRoundSetup, model: torch.nn.Module) -> bool:
+    from defenses.secure_aggregation import architecture_digest
+
+    return "vet_model" not in setup.checks or architecture_digest(model) == architecture_digest(setup.model)
+
+
+@ACTIVE_SAMPLE_ATTACKS.register("imprint")
+def _imprint(setup: ActiveRoundSetup, auxiliary: Tensor) -> SampleOutcome:
+    from attacks.imprint import recover_from_imprint
+
+    model, _ = _imprinted(setup, auxiliary)
+    powers = ("added_layers",)
+    if not _vetted(setup, model):
+        return SampleOutcome(None, False, "every client refused a model whose architecture differs from the "
+                             "announced one (vet_model)", powers)
+    params = _flat(model)
+    weight, bias = _sample_round(setup, dict.fromkeys(setup.batches, params), model)
+    samples, _ = recover_from_imprint(weight, bias)
+    return SampleOutcome(samples, False, f"a {_IMPRINT_BINS}-bin imprint layer for every client; samples come "
+                         "out of the aggregate, not attributed to a client", powers)
+
+
+@ACTIVE_SAMPLE_ATTACKS.register("imprint_inconsistent")
+def _imprint_inconsistent(setup: ActiveRoundSetup, auxiliary: Tensor) -> SampleOutcome:
+    from attacks.imprint import recover_from_imprint
+    from attacks.model_inconsistency import dead_parameters
+
+    model, _ = _imprinted(setup, auxiliary)
+    powers = ("added_layers", "per_client_models")
+    if not _vetted(setup, model):
+        return SampleOutcome(None, True, "every client refused a model whose architecture differs from the "
+                             "announced one (vet_model)", powers)
+    if "bind_model" in setup.checks:
+        return SampleOutcome(None, True, "clients holding different models cannot decrypt each other's shares "
+                             "(bind_model): every client refused", powers)
+    real = _flat(model)
+    dead = dead_parameters(model, real)
+    sent = {c: real if c == setup.target else dead for c in setup.batches}
+    weight, bias = _sample_round(setup, sent, model)
+    samples, _ = recover_from_imprint(weight, bias)
+    return SampleOutcome(samples, True, "the imprint layer for the target alone, dead models for the others: "
+                         "its samples, attributed", powers)
+
+
+@ACTIVE_SAMPLE_ATTACKS.register("trap_weights")
+def _trap_weights(setup: ActiveRoundSetup, auxiliary: Tensor) -> SampleOutcome:
+    from attacks.trap_weights import install_trap_weights, recover_from_trap_weights
+    from leakage.errors import ConfigError
+
+    model = _named(setup.model, setup.params)
+    shape = tuple(auxiliary.shape[1:])
+    try:
+        install_trap_weights(model, shape, generator=torch.Generator().manual_seed(0))
+    except ConfigError as error:
+        return SampleOutcome(None, False, f"not applicable: {error}", ("per_client_models",))
+    weight, bias = _sample_round(setup, dict.fromkeys(setup.batches, _flat(model)), model)
+    samples, _ = recover_from_trap_weights(weight, bias)
+    return SampleOutcome(samples, False, "trap weights in the first layer for every client; samples come out of "
+                         "the aggregate, not attributed", ("per_client_models",))
+
+
+def _sample_rows(task: Any, setup: ActiveRoundSetup, observer_name: str, suffix: str) -> list[Any]:
+    """One row per sample attack: the fraction of the target's samples recovered above 30 dB."""
+    from leakage.metrics import match_samples
+    from leakage.quantify.scoring import ScoreRow
+
+    dataset = task.dataset
+    pool = task.held_out if task.held_out is not None and len(task.held_out) >= 2 else dataset
+    auxiliary = pool.inputs[torch.randperm(len(pool), generator=torch.Generator().manual_seed(task.seed))[:500]]
+    originals = dataset.denormalize(setup.batches[setup.target][0])
+    low, high = dataset.value_range
+    rows = []
+    for name in ACTIVE_SAMPLE_ATTACKS.names():
+        outcome = ACTIVE_SAMPLE_ATTACKS.get(name)(setup, auxiliary)
+        note = f"{outcome.note}; powers used: {', '.join(outcome.powers)}{suffix}"
+        if outcome.samples is None:
+            rows.append(ScoreRow(MALICIOUS_SERVER, observer_name, name, "ok", "fraction_30db", 0.0, 0.0, 1.0, 0.0,
+                                 {"fraction_30db": 0.0, "attributed": float(outcome.attributed), "recovered": 0.0},
+                                 note=note))
+            continue
+        raw = dataset.denormalize(outcome.samples.reshape(-1, *originals.shape[1:]).to(originals.dtype))
+        fraction = match_samples(raw, originals, data_range=float(high - low)).fraction_recovered(30.0)
+        rows.append(ScoreRow(
+            MALICIOUS_SERVER, observer_name, name, "ok", "fraction_30db", fraction, 0.0, 1.0, fraction,
+            {"fraction_30db": fraction, "attributed": float(outcome.attributed),
+             "candidates": float(len(outcome.samples)), "target_samples": float(len(originals)),
+             "recovered": float(fraction > 0)},
+            note=note,
+        ))
+    return rows
+
+
 def score_active(task: object, observer_name: str = "server") -> list[object]:
     """The ``malicious_server`` rows of one transcript: one per active attack (see the module docstring)."""
     from leakage.quantify.scoring import ScoreRow, ScoringTask, normalised_leakage
@@ -226,9 +390,10 @@ def score_active(task: object, observer_name: str = "server") -> list[object]:
     if scheme not in _SCHEMES:
         why = (f"the active attacks deviate from secure aggregation; under {scheme!r} "
                + ("the honest server already holds every update" if scheme == "plain" else "they are not modelled"))
-        return [not_applicable(name, why) for name in ACTIVE_ATTACKS.names()]
+        return [not_applicable(name, why) for name in (*ACTIVE_ATTACKS.names(), *ACTIVE_SAMPLE_ATTACKS.names())]
     if first is None:
-        return [not_applicable(name, f"client {task.target} never took part") for name in ACTIVE_ATTACKS.names()]
+        return [not_applicable(name, f"client {task.target} never took part")
+                for name in (*ACTIVE_ATTACKS.names(), *ACTIVE_SAMPLE_ATTACKS.names())]
     setup = _setup(task, first, scheme)
     for name in ACTIVE_ATTACKS.names():
         outcome = ACTIVE_ATTACKS.get(name)(setup)
@@ -247,6 +412,8 @@ def score_active(task: object, observer_name: str = "server") -> list[object]:
             {"update_cosine": cosine, "update_relative_error": relative, "mixed_clients": 1.0, "recovered": 1.0},
             note=note,
         ))
+    suffix = f"; client checks: {', '.join(setup.checks)}" if setup.checks else ""
+    rows += _sample_rows(task, setup, observer_name, suffix)
     return rows
 
 

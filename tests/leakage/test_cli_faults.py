@@ -91,9 +91,16 @@ def _comparable(out: Path) -> dict[str, Any]:
     }
 
 
+def _interruptible() -> None:
+    """In the child before exec: Ctrl-C as a terminal delivers it (an ignored SIGINT would be inherited,
+    and Python then never installs its KeyboardInterrupt handler)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _started(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
     command = [sys.executable, "-m", "leakage.cli", "score", *args, "--no-progress"]
-    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_interruptible)
 
 
 def _wait_for_results(store: Path, at_least: int, process: subprocess.Popen[str], timeout: float = 120) -> int:
@@ -180,7 +187,7 @@ def test_an_interrupted_run_resumes_to_the_same_report_running_only_the_missing_
     stdout, stderr = process.communicate(timeout=120)
     finished = len([p for p in (out / "jobs").glob("*.json") if p.name != "manifest.json"])
 
-    assert process.returncode == 130, stderr
+    assert process.returncode == 130, (stderr, f"parent's SIGINT handler: {signal.getsignal(signal.SIGINT)}")
     (line,) = [text for text in stderr.splitlines() if text.startswith("leakage")]  # Ray may log its own warnings
     assert line.startswith("leakage: interrupted: ") and "--resume" in line and "Traceback" not in stderr
     assert not (out / "report.json").exists()

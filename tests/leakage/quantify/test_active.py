@@ -45,3 +45,32 @@ def test_each_check_stops_its_attack_in_the_rows() -> None:
 def test_an_unknown_threat_is_one_line() -> None:
     with pytest.raises(ConfigError, match="spec.threat must be one of passive, active, got 'hostile'"):
         _spec(threat="hostile")
+
+
+def test_the_sample_attacks_score_the_fraction_of_the_targets_samples_and_say_if_attributed() -> None:
+    spec = parse_spec({
+        "task": {"dataset": "digits", "model": "mlp", "algorithm": "fedsgd", "batch_size": 8, "lr": 0.1,
+                 "rounds": 1},
+        "deployments": [{"name": "ten", "n_clients": 10}], "schemes": ["secagg"], "observers": ["malicious_server"],
+        "audit": False, "threat": "active",
+    })
+    rows = {r["attack"]: r for r in score(spec).to_dict()["results"]
+            if r["observer"] == "malicious_server" and r["scheme"] == "secagg"}
+    imprint, alone = rows["imprint"], rows["imprint_inconsistent"]
+    assert imprint["metric"] == "fraction_30db" and imprint["metrics"]["attributed"] == 0.0
+    assert imprint["value"] >= 0.5 and imprint["leakage"] == imprint["value"]
+    assert alone["value"] == 1.0 and alone["metrics"]["attributed"] == 1.0  # all 8 of its samples, as its own
+    assert "trap_weights" in rows
+
+
+def test_vetting_the_architecture_and_binding_the_model_stop_the_imprint_rows() -> None:
+    spec = parse_spec({
+        "task": {"dataset": "digits", "model": "mlp", "algorithm": "fedsgd", "batch_size": 8, "lr": 0.1,
+                 "rounds": 1},
+        "deployments": [{"name": "ten", "n_clients": 10}], "schemes": ["secagg"], "observers": ["malicious_server"],
+        "audit": False, "threat": "active", "scheme_options": {"secagg": {"checks": ["vet_model", "bind_model"]}},
+    })
+    rows = {r["attack"]: r for r in score(spec).to_dict()["results"]
+            if r["observer"] == "malicious_server" and r["scheme"] == "secagg"}
+    assert rows["imprint"]["value"] == 0.0 and "vet_model" in rows["imprint"]["note"]
+    assert rows["imprint_inconsistent"]["value"] == 0.0
