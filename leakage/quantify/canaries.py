@@ -75,6 +75,7 @@ from leakage.views import RoundView, parse_client_observer, parse_received_key
 
 __all__ = [
     "CANARY_KINDS",
+    "AuditSet",
     "CanaryAudit",
     "CanaryKind",
     "CanarySpec",
@@ -337,8 +338,32 @@ def canary_scores(
     return np.asarray(scores.numpy(), dtype=np.float64)
 
 
+class AuditSet:
+    """What a one-run audit result offers over its ``audits`` and the accountant's epsilon (a mixin)."""
+
+    audits: tuple[OneRunAudit, ...]
+    accountant_epsilon: float | None
+    accountant_delta: float | None
+
+    @property
+    def epsilon_lower_bound(self) -> float:
+        """The largest of the audits' lower bounds (each valid at its confidence; see ``audits``)."""
+        return max(audit.epsilon_lower_bound for audit in self.audits)
+
+    def audit(self, policy: str, method: str) -> OneRunAudit:
+        """The audit of one guess policy and method."""
+        return find_audit(self.audits, policy, method)
+
+    def summary_lines(self) -> list[str]:
+        """One line per audit, then the accountant's, each epsilon with its delta."""
+        lines = [audit.summary() for audit in self.audits]
+        if self.accountant_epsilon is not None:
+            lines.append(f"accountant: epsilon = {self.accountant_epsilon:.3f} at delta = {self.accountant_delta:g}")
+        return lines
+
+
 @dataclass(frozen=True)
-class CanaryAudit:
+class CanaryAudit(AuditSet):
     """A canary audit of one run: bounds with delta beside epsilon, an estimate, and the accountant's epsilon."""
 
     scheme: str
@@ -355,15 +380,6 @@ class CanaryAudit:
     isolated_coordinates: bool  # Dirac coordinates were zeroed in real updates
     estimate_note: str | None = None  # why there is no estimate
     scores: tuple[float, ...] = field(repr=False, default=())
-
-    @property
-    def epsilon_lower_bound(self) -> float:
-        """The largest of the audits' lower bounds (each valid at its confidence; see ``audits``)."""
-        return max(audit.epsilon_lower_bound for audit in self.audits)
-
-    def audit(self, policy: str, method: str) -> OneRunAudit:
-        """The audit of one guess policy and method."""
-        return find_audit(self.audits, policy, method)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready result; the per-canary scores are left out."""
@@ -385,10 +401,9 @@ class CanaryAudit:
 
     def summary(self) -> str:
         """One line per audit, the estimate and the accountant, each epsilon with its delta."""
-        lines = [audit.summary() for audit in self.audits]
-        lines.append(self.estimate.summary() if self.estimate is not None else f"no estimate: {self.estimate_note}")
-        if self.accountant_epsilon is not None:
-            lines.append(f"accountant: epsilon = {self.accountant_epsilon:.3f} at delta = {self.accountant_delta:g}")
+        lines = self.summary_lines()
+        estimate = self.estimate.summary() if self.estimate is not None else f"no estimate: {self.estimate_note}"
+        lines.insert(len(self.audits), estimate)
         return "\n".join(lines)
 
 

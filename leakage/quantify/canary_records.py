@@ -37,7 +37,7 @@ from leakage.aggregation import AggregationScheme, create_scheme
 from leakage.checks import require_bool, require_int
 from leakage.data import Dataset, load_dataset
 from leakage.errors import ConfigError
-from leakage.quantify.canaries import find_audit, one_run_audits
+from leakage.quantify.canaries import AuditSet, one_run_audits
 from leakage.quantify.one_run import (
     GuessRule,
     OneRunAudit,
@@ -134,7 +134,7 @@ def insert_canary_records(dataset: Dataset, spec: CanaryRecordSpec) -> CanaryRec
 
 
 @dataclass(frozen=True)
-class RecordAudit:
+class RecordAudit(AuditSet):
     """A canary-record audit of one run: bounds with delta beside epsilon, and the accountant's epsilon."""
 
     scheme: str
@@ -149,15 +149,6 @@ class RecordAudit:
     accountant_delta: float | None
     scores: tuple[float, ...] = field(repr=False, default=())
 
-    @property
-    def epsilon_lower_bound(self) -> float:
-        """The largest of the audits' lower bounds (each valid at its confidence; see ``audits``)."""
-        return max(audit.epsilon_lower_bound for audit in self.audits)
-
-    def audit(self, policy: str, method: str) -> OneRunAudit:
-        """The audit of one guess policy and method."""
-        return find_audit(self.audits, policy, method)
-
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready result; the per-canary scores are left out."""
         return {
@@ -169,10 +160,7 @@ class RecordAudit:
 
     def summary(self) -> str:
         """One line per audit and the accountant, each epsilon with its delta."""
-        lines = [audit.summary() for audit in self.audits]
-        if self.accountant_epsilon is not None:
-            lines.append(f"accountant: epsilon = {self.accountant_epsilon:.3f} at delta = {self.accountant_delta:g}")
-        return "\n".join(lines)
+        return "\n".join(self.summary_lines())
 
 
 def audit_canary_records(
