@@ -44,19 +44,22 @@ import argparse
 import json
 import os
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
 from defenses.secure_aggregation import (
+    CHECK_NAMES,
     ClientChecks,
     ProtocolConfig,
+    SecureAggregation,
     architecture_digest,
     complete_graph,
     default_degree,
+    fewest_corrupt,
     harary_graph,
-    identities,
     key_substitution,
     model_digest,
     run_protocol,
@@ -87,17 +90,13 @@ def _config(n: int, check: str, digest: bytes) -> ProtocolConfig:
     return ProtocolConfig(os.urandom(16), 32, LENGTH, threshold, graph, model_digest=digest if bound else b"")
 
 
-def _checks(check: str, directory: dict[int, bytes], architecture: bytes) -> ClientChecks | None:
+def _checks(check: str, clients: Sequence[int], architecture: bytes) -> tuple[ClientChecks | None, dict[int, Any]]:
+    """The clients' checks for one cell, built as the scheme builds them, and their identity keys."""
     if check == "none":
-        return None
-    every = check == "all"
-    return ClientChecks(
-        bind_model=every or check == "bind_model",
-        directory=directory if every or check in ("signed_keys", "consistency_round") else None,
-        consistency_round=every or check == "consistency_round",
-        assumed_corrupt=ASSUMED_CORRUPT if every or check == "min_threshold" else None,
-        announced_architecture=architecture if every or check == "vet_model" else None,
-    )
+        return None, {}
+    names = CHECK_NAMES if check == "all" else (check,)
+    scheme = SecureAggregation(checks=names, assumed_corrupt=ASSUMED_CORRUPT)
+    return scheme.client_checks(clients, architecture=architecture)
 
 
 def protocol_cell(attack: str, n: int, check: str, repeats: int, architecture: bytes) -> dict[str, Any]:
@@ -109,14 +108,11 @@ def protocol_cell(attack: str, n: int, check: str, repeats: int, architecture: b
         rng = np.random.default_rng(repeat)
         config = _config(n, check, digest)
         inputs = {c: rng.integers(0, 1 << 32, LENGTH, dtype=np.uint64).astype(np.uint32) for c in config.neighbours}
-        keys, directory = identities(list(config.neighbours))
-        checks = _checks(check, directory, architecture)
+        checks, keys = _checks(check, list(config.neighbours), architecture)
         digests = dict.fromkeys(config.neighbours, digest)
         if attack == "survivor_split":
-            group = sorted(config.neighbours[0])
-            default = (len(group) + 1) // 2 + 1  # the fewest corrupt clients that beat the default threshold
-            corrupt = group[: max(1, 2 * default - (len(group) + 1))]
-            outcome = survivor_split(inputs, config, target=0, corrupt=corrupt, checks=checks, signing_keys=keys)
+            outcome = survivor_split(inputs, config, target=0, corrupt=fewest_corrupt(config, 0), checks=checks,
+                                     signing_keys=keys)
         elif attack == "key_substitution":
             outcome = key_substitution(inputs, config, target=0, checks=checks, signing_keys=keys)
         else:
@@ -142,8 +138,7 @@ def inconsistency_cell(n: int, check: str, repeats: int, data: Any, net: torch.n
         order = torch.randperm(len(data), generator=torch.Generator().manual_seed(repeat))
         clients = [(data.inputs[order[(8 * i) % len(data):][:8]], data.targets[order[(8 * i) % len(data):][:8]])
                    for i in range(n)]
-        keys, directory = identities(range(n))
-        checks = _checks(check, directory, architecture)
+        checks, keys = _checks(check, range(n), architecture)
         result = model_inconsistency_round(net, params, clients, target=0, lr=0.1, checks=checks,
                                            signing_keys=keys, protocol=n <= 100,
                                            threshold=_config(n, check, b"").threshold)

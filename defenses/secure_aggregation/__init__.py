@@ -2,6 +2,7 @@
 
 from defenses.secure_aggregation.adversary import (
     ActiveRound,
+    fewest_corrupt,
     identities,
     key_substitution,
     survivor_split,
@@ -77,6 +78,7 @@ __all__ = [
     "default_degree",
     "architecture_digest",
     "expand_mask",
+    "fewest_corrupt",
     "harary_graph",
     "identities",
     "key_substitution",

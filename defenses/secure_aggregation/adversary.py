@@ -57,7 +57,7 @@ from defenses.secure_aggregation.shamir import (
     split_secret,
 )
 
-__all__ = ["ActiveRound", "identities", "key_substitution", "survivor_split", "sybil_fill"]
+__all__ = ["ActiveRound", "fewest_corrupt", "identities", "key_substitution", "survivor_split", "sybil_fill"]
 
 Entropy = Callable[[int], bytes]
 _T = TypeVar("_T")
@@ -131,6 +131,20 @@ def _rebuild(shares: Mapping[int, int], threshold: int) -> bytes | None:
     chosen = dict(sorted(shares.items())[:threshold])
     points = {holder + 1: share for holder, share in chosen.items()}
     return reconstruct_secret(points, lagrange_coefficients(tuple(points)))
+
+
+def fewest_corrupt(config: ProtocolConfig, target: int) -> list[int]:
+    """The target's neighbours a split needs to control at the default threshold ``floor(n / 2) + 1``
+    of its sharing group of ``n``: ``2t - n`` of them, at least one (the server picks them, as it
+    picks SecAgg+'s ring order).
+
+    >>> from defenses.secure_aggregation.graph import complete_graph
+    >>> fewest_corrupt(ProtocolConfig(b"s", 32, 1, 6, complete_graph(list(range(10)))), 0)
+    [1, 2]
+    """
+    group = sorted(config.neighbours[target])
+    default = (len(group) + 1) // 2 + 1
+    return group[: max(1, 2 * default - (len(group) + 1))]
 
 
 def survivor_split(

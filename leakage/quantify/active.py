@@ -38,6 +38,7 @@ not (under ``plain`` the honest server already holds every update).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -113,18 +114,24 @@ def _client_checks(setup: ActiveRoundSetup, clients: Sequence[int]) -> tuple[Any
     return honest.client_checks(clients, architecture=architecture_digest(setup.model))
 
 
-def _honest_updates(setup: ActiveRoundSetup) -> dict[int, Tensor]:
+def _local_updates(
+    setup: ActiveRoundSetup, sent: Mapping[int, Tensor], model: torch.nn.Module
+) -> dict[int, Tensor]:
+    """Each participant's FedSGD/FedAvg update on the flat model ``sent[client]`` it was sent."""
     from leakage.models import ParameterLayout
+    from leakage.quantify.inconsistency import local_batches
     from leakage.simulation import make_loss, train_client
 
-    layout, loss = ParameterLayout.of(setup.model), make_loss(setup.model)
+    layout, loss = ParameterLayout.of(model), make_loss(model)
     updates = {}
     for client, (inputs, targets) in setup.batches.items():
-        size = len(inputs) if setup.batch_size is None else setup.batch_size
-        batches = [(inputs[i:i + size], targets[i:i + size]) for _ in range(setup.local_epochs)
-                   for i in range(0, len(inputs), size)]
-        updates[client], _ = train_client(loss, layout, setup.params.float(), batches, lr=setup.lr)
+        batches = local_batches(inputs, targets, setup.local_epochs, setup.batch_size)
+        updates[client], _ = train_client(loss, layout, sent[client].float(), batches, lr=setup.lr)
     return updates
+
+
+def _honest_updates(setup: ActiveRoundSetup) -> dict[int, Tensor]:
+    return _local_updates(setup, dict.fromkeys(setup.batches, setup.params), setup.model)
 
 
 @ACTIVE_ATTACKS.register("model_inconsistency")
@@ -166,8 +173,6 @@ def _protocol_attack(setup: ActiveRoundSetup, play: Callable[..., object], power
              else complete_graph(clients))
     checks, keys = _client_checks(setup, clients)
     bound = checks is not None and "bind_model" in setup.checks
-    import os
-
     config = ProtocolConfig(os.urandom(16), setup.ring_bits, words.shape[1], setup.threshold, graph,
                             model_digest=model_digest(setup.params) if bound else b"")
     outcome = play(inputs, config, checks, keys)
@@ -184,12 +189,10 @@ def _protocol_attack(setup: ActiveRoundSetup, play: Callable[..., object], power
 
 @ACTIVE_ATTACKS.register("survivor_split")
 def _survivor_split(setup: ActiveRoundSetup) -> ActiveOutcome:
-    from defenses.secure_aggregation import survivor_split
+    from defenses.secure_aggregation import fewest_corrupt, survivor_split
 
     def play(inputs: Mapping[int, object], config: object, checks: object, keys: object) -> object:
-        group = sorted(config.neighbours[setup.target])  # type: ignore[attr-defined]
-        default = (len(group) + 1) // 2 + 1
-        corrupt = group[: max(1, 2 * default - (len(group) + 1))]
+        corrupt = fewest_corrupt(config, setup.target)  # type: ignore[arg-type]
         return survivor_split(inputs, config, target=setup.target, corrupt=corrupt, checks=checks,  # type: ignore[arg-type]
                               signing_keys=keys)  # type: ignore[arg-type]
 
@@ -255,19 +258,11 @@ def _flat(model: torch.nn.Module) -> Tensor:
 def _sample_round(
     setup: ActiveRoundSetup, sent: Mapping[int, Tensor], model: torch.nn.Module
 ) -> tuple[Tensor, Tensor]:
-    """Every participant's FedSGD/FedAvg update on the model it was sent; returns their sum's first layer."""
+    """The first layer (weight, bias) of the sum of every participant's update on the model it was sent."""
     from leakage.models import ParameterLayout
-    from leakage.simulation import make_loss, train_client
 
-    layout, loss = ParameterLayout.of(model), make_loss(model)
-    total = torch.zeros(layout.num_parameters)
-    for client, (inputs, targets) in setup.batches.items():
-        size = len(inputs) if setup.batch_size is None else setup.batch_size
-        batches = [(inputs[i:i + size], targets[i:i + size]) for _ in range(setup.local_epochs)
-                   for i in range(0, len(inputs), size)]
-        update, _ = train_client(loss, layout, sent[client], batches, lr=setup.lr)
-        total += update
-    named = layout.unflatten(total)
+    layout = ParameterLayout.of(model)
+    named = layout.unflatten(torch.stack(list(_local_updates(setup, sent, model).values())).sum(dim=0))
     return named[layout.names[0]], named[layout.names[1]]
 
 

@@ -33,7 +33,7 @@ from leakage.errors import ConfigError
 from leakage.models import ParameterLayout
 from leakage.simulation import make_loss, train_client
 
-__all__ = ["InconsistencyRound", "model_inconsistency_round"]
+__all__ = ["InconsistencyRound", "local_batches", "model_inconsistency_round"]
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ def model_inconsistency_round(
     updates = torch.zeros(n, layout.num_parameters)
     for client, (inputs, labels) in enumerate(client_data):
         start = real if client == target else dead
-        updates[client], _ = train_client(loss, layout, start, _batches(inputs, labels, local_epochs, batch_size),
+        updates[client], _ = train_client(loss, layout, start, local_batches(inputs, labels, local_epochs, batch_size),
                                           lr=lr)
         if client != target:
             silenced &= updates[client] == 0
@@ -165,6 +165,8 @@ def _relative(estimate: Tensor, truth: Tensor) -> float:
     return float((estimate.double() - truth.double()).norm() / truth.double().norm().clamp(min=1e-300))
 
 
-def _batches(inputs: Tensor, labels: Tensor, epochs: int, batch_size: int | None) -> list[tuple[Tensor, Tensor]]:
+def local_batches(inputs: Tensor, labels: Tensor, epochs: int, batch_size: int | None) -> list[tuple[Tensor, Tensor]]:
+    """One client's local steps in order: ``epochs`` passes over its records in batches of ``batch_size``
+    (``None``: all at once)."""
     size = len(inputs) if batch_size is None else batch_size
     return [(inputs[i:i + size], labels[i:i + size]) for _ in range(epochs) for i in range(0, len(inputs), size)]

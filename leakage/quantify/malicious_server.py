@@ -35,6 +35,7 @@ from attacks.model_inconsistency import dead_parameters
 from defenses.secure_aggregation import (
     ProtocolConfig,
     SecureAggregation,
+    fewest_corrupt,
     key_substitution,
     model_digest,
     survivor_split,
@@ -136,10 +137,8 @@ class MaliciousServer(WrappedScheme):
                                 model_digest=digest)
         outcome: Any
         if self.attack == "survivor_split":
-            group = sorted(config.neighbours[self.target])
-            default = (len(group) + 1) // 2 + 1
-            corrupt = group[: max(1, 2 * default - (len(group) + 1))]
-            outcome = survivor_split(inputs, config, target=self.target, corrupt=corrupt, checks=checks,
+            outcome = survivor_split(inputs, config, target=self.target, corrupt=fewest_corrupt(config, self.target),
+                                     checks=checks,
                                      signing_keys=keys, entropy=inner.entropy)
         elif self.attack == "key_substitution":
             outcome = key_substitution(inputs, config, target=self.target, checks=checks, signing_keys=keys,
