@@ -135,6 +135,7 @@ class AggregationRule:
         batch_size: local batch size, ``None`` for the full local data.
         weighting: ``"sample_count"`` (FedAvg's weighted mean) or ``"uniform"``.
         server_lr: the global step size on the aggregated update (1 for FedAvg).
+        loss: the clients' training loss (``"cross_entropy"``, or ``"taylor_logistic"`` for two classes).
     """
 
     algorithm: Literal["fedsgd", "fedavg"] = "fedavg"
@@ -143,6 +144,7 @@ class AggregationRule:
     batch_size: int | None = None
     weighting: Weighting = "sample_count"
     server_lr: float = 1.0
+    loss: Literal["cross_entropy", "taylor_logistic"] = "cross_entropy"
 
     def __post_init__(self) -> None:
         require_choice("rule.algorithm", self.algorithm, _ALGORITHMS)
@@ -152,11 +154,13 @@ class AggregationRule:
             require_int("rule.batch_size", self.batch_size, minimum=1)
         require_choice("rule.weighting", self.weighting, WEIGHTINGS)
         require_positive_float("rule.server_lr", self.server_lr)
+        require_choice("rule.loss", self.loss, ("cross_entropy", "taylor_logistic"))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields (also the round's public parameters every participant is told)."""
         return {"algorithm": self.algorithm, "lr": self.lr, "local_epochs": self.local_epochs,
-                "batch_size": self.batch_size, "weighting": self.weighting, "server_lr": self.server_lr}
+                "batch_size": self.batch_size, "weighting": self.weighting, "server_lr": self.server_lr,
+                "loss": self.loss}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, where: str = "rule") -> AggregationRule:
