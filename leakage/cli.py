@@ -112,6 +112,9 @@ def _build_parser() -> argparse.ArgumentParser:
     sc = commands.add_parser("score", help=_COMMANDS["score"])
     sc.add_argument("spec", nargs="?", type=Path, help="a deployment spec (TOML); the built-in default if omitted")
     sc.add_argument("--out", type=Path, default=Path("leakage-report"), help="folder for report.json and report.html")
+    sc.add_argument("--recording", type=Path, metavar="DIR",
+                    help="score a recording of a real run (leakage.recording) instead of simulating; SPEC, if "
+                         "given, supplies only the observers, attacks and seed")
     sc.add_argument("--quick", action="store_true", help="first seed only and a 16-trial audit")
     sc.add_argument("--jobs", type=int, default=1, help="jobs run side by side (processes or Ray tasks)")
     sc.add_argument("--backend", default="local", help=f"one of: {', '.join(BACKENDS)}")
@@ -202,7 +205,34 @@ def _terminate(signum: int, frame: object) -> None:
     raise Terminated
 
 
+def _score_recording(args: argparse.Namespace) -> int:
+    """``leakage score --recording DIR``: score a real run's recording against its canaries."""
+    from leakage.quantify import load_spec
+    from leakage.quantify.recording import score_recording
+    from leakage.quantify.table import format_headlines
+
+    for flag, value, default in (("--jobs", args.jobs, 1), ("--backend", args.backend, "local"),
+                                 ("--address", args.address, None), ("--quick", args.quick, False),
+                                 ("--resume", args.resume, False), ("--fresh", args.fresh, False)):
+        if value != default:
+            raise ConfigError(f"{flag} does not apply with --recording (a recording is scored in this process)")
+    if args.out.exists() and not args.out.is_dir():
+        raise ConfigError(f"--out must be a folder, got the file {str(args.out)!r}")
+    spec = load_spec(args.spec) if args.spec is not None else None
+    report = score_recording(args.recording, spec)
+    files = report.write(args.out)
+    recording = report.recording or {}
+    print(f"{report.spec.name}: leakage of the recorded run against canary clients "
+          f"{', '.join(map(str, recording.get('canaries', [])))} (0 = no more than the released model reveals, "
+          "1 = the canary's update in the clear)")
+    print(format_headlines(report.to_dict()))
+    print(f"wrote {files.json}, {files.csv} and {files.html} in {report.timings['total']:.1f} s")
+    return 0
+
+
 def _score(args: argparse.Namespace) -> int:
+    if args.recording is not None:
+        return _score_recording(args)
     if isinstance(args.jobs, int) and args.jobs > 1 and args.backend == "local":
         from leakage.workers import start_worker_server
 

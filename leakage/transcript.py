@@ -275,6 +275,20 @@ class Transcript:
         write_atomically(path, buffer.getvalue())
 
     @classmethod
+    def from_recording(cls, path: str | os.PathLike[str]) -> Transcript:
+        """Read a recording of a real run (:mod:`leakage.recording`) as the views the simulator makes.
+
+        Ground truth is kept for the recording's canary clients only.
+
+        Raises:
+            ConfigError: the recording is missing, malformed or inconsistent; the message
+                names the file and the field.
+        """
+        from leakage.recording import read_recording
+
+        return read_recording(path).transcript
+
+    @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Transcript:
         """Read a transcript written by :meth:`save`, with ``weights_only=True`` loading."""
         from leakage._transcript_io import transcript_from_data

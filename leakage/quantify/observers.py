@@ -33,7 +33,8 @@ ROLES: Mapping[str, ViewerRole] = {
 def observer_views(transcript: Transcript, kind: ObserverKind | str, target: int) -> tuple[str, list[RoundView]]:
     """Return the observer's name and every view it holds, for an observer kind of the spec.
 
-    ``participant`` is the lowest-numbered client other than ``target``; ``coalition``
+    ``participant`` is the lowest-numbered client other than ``target`` that holds a
+    view (a recording holds the views of its recorded participants only); ``coalition``
     is every client but ``target``, pooling their views.
 
     >>> from leakage import simulate
@@ -47,7 +48,9 @@ def observer_views(transcript: Transcript, kind: ObserverKind | str, target: int
         recorded = transcript.views_of("malicious_server")
         return ("malicious_server", recorded) if recorded else (SERVER, transcript.views_of(SERVER))
     others = [client for client in range(n_clients) if client != target]
-    if kind == "participant":
-        return client_observer(others[0]), transcript.views_of(client_observer(others[0]))
+    if kind == "participant":  # the lowest-numbered other client that saw anything (a recording holds few)
+        seen = set(transcript.observers())
+        chosen = next((client for client in others if client_observer(client) in seen), others[0])
+        return client_observer(chosen), transcript.views_of(client_observer(chosen))
     views = [view for client in others for view in transcript.views_of(client_observer(client))]
     return "+".join(client_observer(c) for c in others) if len(others) <= 3 else f"clients other than {target}", views

@@ -249,6 +249,8 @@ class Report:
         sweeps: leakage against the number of clients, per sweep and observer.
         failures: jobs with no result (``--keep-going``); their cells are marked failed.
         run: how many jobs were planned, kept from an earlier run, run, retried, failed.
+        recording: where the run came from when it was a recording of a real run
+            (:mod:`leakage.quantify.recording`), ``None`` for a simulation.
     """
 
     schema_version: ClassVar[int] = REPORT_SCHEMA_VERSION
@@ -267,6 +269,7 @@ class Report:
     deployments: tuple[Mapping[str, Any], ...] = field(default=())
     failures: tuple[FailedJob, ...] = ()
     run: RunCounts | None = None
+    recording: Mapping[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The ``report.json`` structure."""
@@ -286,6 +289,8 @@ class Report:
             "sweeps": [s.to_dict() for s in self.sweeps],
             "failures": [f.to_dict() for f in self.failures],
             "run": None if self.run is None else self.run.to_dict(),
+            "source": "simulation" if self.recording is None else "recording",
+            "recording": None if self.recording is None else dict(self.recording),
         }
 
     def to_json(self) -> str:

@@ -10,19 +10,27 @@ from leakage.recording.format import (
     client_folder,
     round_folder,
 )
+from leakage.recording.export import EXPORTABLE_SCHEMES, record_transcript
+from leakage.recording.reader import FlatModel, Recording, read_recording, state_dict_to_flat
 from leakage.recording.writer import ClientRecorder, ServerRecorder, StateDict, write_state_dict
 
 __all__ = [
+    "EXPORTABLE_SCHEMES",
     "RECORDING_FORMAT",
     "RECORDING_VERSION",
     "WEIGHTINGS",
     "AggregationRule",
     "ClientRecorder",
+    "FlatModel",
     "RecordedTask",
+    "Recording",
     "ServerRecorder",
     "StateDict",
     "Weighting",
     "client_folder",
+    "read_recording",
+    "record_transcript",
     "round_folder",
+    "state_dict_to_flat",
     "write_state_dict",
 ]

@@ -218,7 +218,7 @@ def render_html_report(report: Mapping[str, Any]) -> str:
         f'<meta http-equiv="Content-Security-Policy" content="{_CONTENT_SECURITY_POLICY}">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{_escape(title)}</title>\n<style>{_STYLE}</style>\n</head>\n<body>\n"
-        f"<header>\n<h1>{_escape(title)}</h1>\n{_written_by(root)}"
+        f"<header>\n<h1>{_escape(title)}</h1>\n{_written_by(root)}{_recording_line(root)}"
         f'<p id="scale">{_SCALE_EXPLANATION}</p>\n<nav><ul>{navigation}</ul></nav>\n</header>\n'
         f"{body}\n</body>\n</html>\n"
     )
@@ -258,6 +258,24 @@ def _written_by(root: _Fields) -> str:
         return ""
     words = " ".join(part for part in (tool.optional_text("name"), tool.optional_text("version")) if part)
     return f'<p class="subtitle">Written by {_escape(words)}</p>\n' if words else ""
+
+
+def _recording_line(root: _Fields) -> str:
+    """One line under the title when the report scored a recording of a real run, not a simulation."""
+    recording = root.optional_mapping("recording")
+    if recording is None:
+        return ""
+    framework = recording.optional_mapping("framework")
+    ran = ""
+    if framework is not None:
+        words = " ".join(part for part in (framework.optional_text("name"), framework.optional_text("version")) if part)
+        ran = f" run by {words}" if words else ""
+    canaries = ", ".join(str(int(c)) for c in recording.numbers("canaries"))
+    return (
+        f'<p class="subtitle" id="recording">Scored from a recording of a real run{_escape(ran)}: '
+        f"{_escape(recording.text('folder'))}, scheme {_escape(recording.text('scheme'))}, "
+        f"{recording.integer('rounds')} rounds; ground truth from canary clients {_escape(canaries)}</p>\n"
+    )
 
 
 def _headline_section(root: _Fields) -> _Section:
