@@ -121,7 +121,7 @@ def score_recording(
     )
     transcript, seed = recording.transcript, scored_spec.seeds[0]
     attacks = [(a.name, a.options) for a in scored_spec.attacks]
-    finished = []
+    finished: list[tuple[Job, dict[str, Any]]] = []
     for deployment in scored_spec.deployments:
         target = int(deployment.name.rsplit(" ", 1)[1])
         attack_started = time.perf_counter()
@@ -138,7 +138,7 @@ def score_recording(
                      "test_samples": 0, "normalisation": transcript.settings.get("normalisation")},
             "rows": rows,
         }))
-    attack_seconds = sum(result["attack_seconds"] for _, result in finished)
+    attack_seconds = sum(float(result["attack_seconds"]) for _, result in finished)
     timings = {"read": read_seconds, "simulate": 0.0, "attacks": attack_seconds, "audit": 0.0}
     report = assemble_report(
         scored_spec, finished, timings=timings, quick=False, backend="local",

@@ -1,5 +1,6 @@
 """Recordings of real federated runs: the format, its writers and its reader."""
 
+from leakage.recording.export import EXPORTABLE_SCHEMES, record_transcript
 from leakage.recording.format import (
     RECORDING_FORMAT,
     RECORDING_VERSION,
@@ -10,7 +11,6 @@ from leakage.recording.format import (
     client_folder,
     round_folder,
 )
-from leakage.recording.export import EXPORTABLE_SCHEMES, record_transcript
 from leakage.recording.reader import FlatModel, Recording, read_recording, state_dict_to_flat
 from leakage.recording.writer import ClientRecorder, ServerRecorder, StateDict, write_state_dict
 

@@ -59,11 +59,13 @@ def record_transcript(
         raise ConfigError(f"model {settings['model']!r} was a Python object; a recording names its model")
     task = RecordedTask(
         dataset=str(settings["dataset"]), model=str(settings["model"]),
-        dataset_options=dict(settings.get("dataset_options", {})), model_options=dict(settings.get("model_options", {})),
+        dataset_options=dict(settings.get("dataset_options", {})),
+        model_options=dict(settings.get("model_options", {})),
     )
     rule = AggregationRule(
         algorithm=settings["algorithm"], lr=float(settings["lr"]), local_epochs=int(settings["local_epochs"]),
-        batch_size=settings["batch_size"], weighting=transcript.rounds[0].public.get("weighting", "sample_count"),
+        batch_size=settings["batch_size"],
+        weighting=transcript.rounds[0].public.get("weighting", "sample_count"),  # type: ignore[arg-type]
         server_lr=float(settings["server_lr"]), loss=settings.get("loss", "cross_entropy"),
     )
     model = transcript.build_model()

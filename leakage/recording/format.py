@@ -110,7 +110,7 @@ class RecordedTask:
     def from_dict(cls, data: Mapping[str, Any], *, where: str = "task") -> RecordedTask:
         """Read and check the manifest's ``task`` table (errors name ``where``)."""
         _known(data, ("dataset", "dataset_options", "model", "model_options"), where)
-        values = {}
+        values: dict[str, Any] = {}
         for name in ("dataset", "model"):
             value = data.get(name)
             if not isinstance(value, str) or not value:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +44,6 @@ from leakage.recording.format import (
     RECORDING_VERSION,
     AggregationRule,
     RecordedTask,
-    client_folder,
     round_folder,
 )
 from leakage.transcript import GroundTruth, RoundRecord, RoundTruth, Transcript
@@ -174,9 +174,14 @@ class _Reader:
             raise ConfigError(f"{name}: missing")
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as error:  # an unsafe pickle, or not a torch file at all
+        except pickle.UnpicklingError:  # weights_only met an object other than tensors: it would run code
+            raise ConfigError(
+                f"{name}: not a safe state_dict file: weights_only loading refused it (it holds pickled objects "
+                "other than tensors, which could run code when loaded)"
+            ) from None
+        except Exception as error:  # not a torch file at all, or a truncated one
             first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise ConfigError(f"{name}: not a safe state_dict file (weights_only loading refused it): {first}") from None
+            raise ConfigError(f"{name}: not a readable state_dict file: {first}") from None
         if not isinstance(state, Mapping) or not all(
             isinstance(k, str) and isinstance(v, Tensor) for k, v in state.items()
         ):
@@ -266,7 +271,9 @@ class _Reader:
             if not isinstance(weights_data, dict) or not all(
                 isinstance(w, (int, float)) and not isinstance(w, bool) and w >= 0 for w in weights_data.values()
             ):
-                raise ConfigError(f"{self._name(path)}: weights must map node names to numbers >= 0, got {weights_data!r}")
+                raise ConfigError(
+                    f"{self._name(path)}: weights must map node names to numbers >= 0, got {weights_data!r}"
+                )
             if sorted(weights_data) != sorted(participants):
                 raise ConfigError(
                     f"{self._name(path)}: weights name nodes {sorted(weights_data)} but participants are "
@@ -307,7 +314,9 @@ class _Reader:
             data = self._json(path)
             client_id = self._field(path, data, "client_id", int)
             if str(client_id) != folder.name or client_id < 0:
-                raise ConfigError(f"{self._name(path)}: client_id must be {folder.name} (its folder's name), got {client_id}")
+                raise ConfigError(
+                    f"{self._name(path)}: client_id must be {folder.name} (its folder's name), got {client_id}"
+                )
             node = self._field(path, data, "node", str)
             if node in seen_nodes:
                 raise ConfigError(f"{self._name(path)}: node {node!r} is also client {seen_nodes[node]}'s")
@@ -376,7 +385,11 @@ class _Reader:
     # -- the transcript -----------------------------------------------------------------
 
     def _assemble(
-        self, manifest: Mapping[str, Any], task: RecordedTask, rounds: Sequence[_ServerRound], clients: Sequence[_Client]
+        self,
+        manifest: Mapping[str, Any],
+        task: RecordedTask,
+        rounds: Sequence[_ServerRound],
+        clients: Sequence[_Client],
     ) -> Recording:
         ids: dict[str, int] = {client.node: client.client_id for client in clients}
         fresh = max(ids.values(), default=-1) + 1

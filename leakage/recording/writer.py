@@ -131,8 +131,8 @@ class ServerRecorder:
         after: StateDict,
         sampled: Sequence[object],
         participants: Sequence[object],
-        weights: Mapping[object, float] | None = None,
-        uploads: Mapping[object, StateDict] | None = None,
+        weights: Mapping[Any, float] | None = None,
+        uploads: Mapping[Any, StateDict] | None = None,
         aggregate: StateDict | None = None,
         aborted: str | None = None,
     ) -> None:
