@@ -61,6 +61,12 @@ def record_sample_order(context: Context, order: Sequence[int] | Tensor) -> None
     Call it from the client's ``fit`` with the ``Context`` its ``client_fn`` received;
     consecutive chunks of the batch size form the batches, every epoch's order follows
     the previous one. The order stays in the node's local state and is never sent.
+
+    >>> from flwr.app import RecordDict
+    >>> context = Context(run_id=1, node_id=7, node_config={"partition-id": 0}, state=RecordDict(), run_config={})
+    >>> record_sample_order(context, torch.tensor([4, 2]))
+    >>> context.state.config_records[_ORDER_RECORD]["indices"]
+    [4, 2]
     """
     indices = order.tolist() if isinstance(order, Tensor) else list(order)
     context.state.config_records[_ORDER_RECORD] = ConfigRecord({"indices": [int(i) for i in indices]})

@@ -96,6 +96,16 @@ class RecordingStrategy(Strategy):
         recorded_rounds: the 0-based rounds recorded so far, in order.
         aborted: per 0-based round that aborted, why.
         failures: per 0-based round, the failures ``aggregate_fit`` was handed.
+
+    >>> import json, tempfile
+    >>> from pathlib import Path
+    >>> from flwr.server.strategy import FedAvg
+    >>> run = Path(tempfile.mkdtemp()) / "run"
+    >>> strategy = RecordingStrategy(FedAvg(), run, keys=["weight", "bias"],
+    ...                              task=RecordedTask("digits", "logreg"), rule=AggregationRule(), scheme="secagg+")
+    >>> manifest = json.loads((run / "recording.json").read_text())
+    >>> manifest["scheme"], manifest["framework"]["name"], manifest["rounds"]
+    ('secagg+', 'flower', 0)
     """
 
     def __init__(
