@@ -129,7 +129,11 @@ def record_transcript(
                 participants=sorted(view.participants) or None,
             )
             if view.params_after is not None:
-                recorder.record_release(view.round_index, state(view.params_after, view.buffers_after))
+                told = view.public.get("weights")  # plain tells the finishing clients everyone's weights
+                recorder.record_release(
+                    view.round_index, state(view.params_after, view.buffers_after),
+                    weights={int(c): float(w) for c, w in told.items()} if isinstance(told, dict) else None,
+                )
     return Path(folder)
 
 

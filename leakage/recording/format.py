@@ -26,6 +26,8 @@ Layout (format version 1)::
                                      before any protocol masked it)
       clients/<id>/rounds/0000/released.pt  the new global model it was sent after the round
                                      (optional: a framework may send it only to evaluate)
+      clients/<id>/rounds/0000/released.json  who took part and their weights, where the
+                                     server announced them with the new model (optional)
 
 Every ``.pt`` file is a ``state_dict`` (names to tensors) saved with ``torch.save`` and
 read with ``torch.load(weights_only=True)``, so a recording never runs code when loaded.

@@ -11,7 +11,8 @@ conventions (:mod:`leakage.views`), so attacks and scoring run on it unchanged:
   the decoded ``aggregate`` (and ``total_weight``) under secure aggregation.
 - ``client:<id>`` for each recorded participant and each round it trained in: the model
   it received, the new model if it was sent one, its own ``update``, ``data_indices`` and
-  ``buffers``, and the participants it was told of.
+  ``buffers``, the participants it was told of, and the weights where the server
+  announced them (``released.json``).
 - ``public``: the released final model.
 
 No eavesdropper is recorded. Ground truth is kept for canary clients only: their data
@@ -374,13 +375,32 @@ class _Reader:
         received = self._flat(folder / "received.pt")
         local = self._flat(folder / "local.pt")
         released = self._flat(folder / "released.pt") if (folder / "released.pt").is_file() else None
+        told_weights: dict[str, float] | None = None
+        if (folder / "released.json").is_file():  # what the server announced with the new model
+            told_path = folder / "released.json"
+            told = self._json(told_path)
+            if told.get("participants") is not None:
+                participants = sorted(set(participants or ()) | set(self._nodes(told_path, told, "participants")))
+            if told.get("weights") is not None:
+                value = told["weights"]
+                if not isinstance(value, dict) or not all(
+                    isinstance(w, (int, float)) and not isinstance(w, bool) for w in value.values()
+                ):
+                    raise ConfigError(f"{self._name(told_path)}: weights must map node names to numbers, got {value!r}")
+                told_weights = {str(node): float(w) for node, w in value.items()}
+                unknown = sorted(set(told_weights) - set(server.sampled))
+                if unknown:
+                    raise ConfigError(
+                        f"{self._name(told_path)}: weights name node {unknown[0]!r}, which "
+                        f"rounds/{round_index:04d}/round.json does not list as sampled"
+                    )
         upload = server.uploads.get(node)
         if upload is not None and not torch.allclose(upload.params, local.params, rtol=1e-5, atol=1e-6):
             raise ConfigError(
                 f"{self._name(folder / 'local.pt')}: differs from what the server received from node {node!r} "
                 f"(rounds/{round_index:04d}/server/upload-{node}.pt)"
             )
-        return _Fit(round_index, num_examples, order, participants, received, local, released)
+        return _Fit(round_index, num_examples, order, participants, received, local, released, told_weights)
 
     # -- the transcript -----------------------------------------------------------------
 
@@ -496,6 +516,9 @@ class _Reader:
         self, client: _Client, fit: _Fit, ids: Mapping[str, int], public: Mapping[str, Any]
     ) -> RoundView:
         own: dict[str, Tensor] = {"update": fit.update, "data_indices": client.indices}
+        told = dict(public)
+        if fit.told_weights is not None:
+            told["weights"] = {str(ids[node]): weight for node, weight in fit.told_weights.items()}
         if fit.local.buffers.numel():
             own["buffers"] = fit.local.buffers
         has_buffers = fit.received.buffers.numel() > 0
@@ -505,7 +528,7 @@ class _Reader:
             params_after=None if fit.released is None else fit.released.params,
             own=own,
             participants=frozenset(ids[node] for node in fit.participants or () if node in ids),
-            public=dict(public),
+            public=told,
             buffers_before=fit.received.buffers if has_buffers else None,
             buffers_after=fit.released.buffers if has_buffers and fit.released is not None else None,
         )
@@ -537,6 +560,7 @@ class _Fit:
     received: FlatModel
     local: FlatModel
     released: FlatModel | None
+    told_weights: dict[str, float] | None = None
 
     @property
     def update(self) -> Tensor:

@@ -231,7 +231,25 @@ class ClientRecorder:
             "sampled_count": None if sampled_count is None else int(sampled_count),
         })
 
-    def record_release(self, round_index: int, released: StateDict) -> None:
-        """Write the new global model the participant was sent after round ``round_index``."""
+    def record_release(
+        self,
+        round_index: int,
+        released: StateDict,
+        *,
+        participants: Sequence[object] | None = None,
+        weights: Mapping[Any, float] | None = None,
+    ) -> None:
+        """Write the new global model the participant was sent after round ``round_index``.
+
+        Args:
+            released: the new global model.
+            participants, weights: who took part and with which weights, where the
+                server announced them with the new model (``released.json``).
+        """
         folder = client_folder(self.folder, self.client_id) / "rounds" / f"{round_index:04d}"
         write_state_dict(folder / "released.pt", released)
+        if participants is not None or weights is not None:
+            _write_json(folder / "released.json", {
+                "participants": None if participants is None else [_node(n) for n in participants],
+                "weights": None if weights is None else {_node(n): float(w) for n, w in weights.items()},
+            })

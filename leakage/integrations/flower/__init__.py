@@ -19,9 +19,10 @@ except ImportError as error:  # pragma: no cover - exercised with flwr hidden
 from leakage.integrations.flower.arrays import ndarrays_to_state_dict, state_dict_to_ndarrays
 from leakage.integrations.flower.client import RecordedClient, RecordingMod, record_sample_order
 from leakage.integrations.flower.simulation import run_flower_simulation
-from leakage.integrations.flower.strategy import FLOWER_SCHEMES, FlowerScheme, RecordingStrategy
+from leakage.integrations.flower.strategy import ANNOUNCE_KEY, FLOWER_SCHEMES, FlowerScheme, RecordingStrategy
 
 __all__ = [
+    "ANNOUNCE_KEY",
     "FLOWER_SCHEMES",
     "FlowerScheme",
     "RecordedClient",

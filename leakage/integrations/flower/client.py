@@ -29,6 +29,7 @@ tensors travel as 1-d), unless ``like`` is given.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ from torch import Tensor
 
 from leakage.errors import ConfigError
 from leakage.integrations.flower.arrays import ndarrays_to_state_dict
+from leakage.integrations.flower.strategy import ANNOUNCE_KEY
 from leakage.recording import ClientRecorder, StateDict, client_folder
 
 __all__ = ["RecordedClient", "RecordingMod", "record_sample_order"]
@@ -168,8 +170,12 @@ class RecordingMod:
             return  # it did not train this round: the format keeps the releases of its own rounds
         like = torch.load(folder / "local.pt", weights_only=True) if self.like is None else self.like
         released = parameters_to_ndarrays(compat.recorddict_to_evaluateins(message.content, keep_input=True).parameters)
+        evaluate_ins = compat.recorddict_to_evaluateins(message.content, keep_input=True)
+        announced = evaluate_ins.config.get(ANNOUNCE_KEY)
+        told = json.loads(announced) if isinstance(announced, str) else {}
         self._recorder(client_id, context).record_release(
-            round_index, ndarrays_to_state_dict(released, self.keys, like=like)
+            round_index, ndarrays_to_state_dict(released, self.keys, like=like),
+            participants=told.get("participants"), weights=told.get("weights"),
         )
 
     def _recorder(self, client_id: int, context: Context) -> ClientRecorder:

@@ -15,6 +15,7 @@ sample count (Flower's default of 1000 ruins the precision for small clients).
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Collection, Sequence
 from pathlib import Path
@@ -61,6 +62,8 @@ def run_flower_simulation(
     name: str = "flower simulation",
     evaluate: bool = True,
     overwrite: bool = False,
+    verbose: bool = False,
+    announce: bool = False,
 ) -> Path:
     """Run ``rounds`` rounds of Flower's FedAvg among ``len(partition)`` clients and record them in ``folder``.
 
@@ -87,6 +90,12 @@ def run_flower_simulation(
         evaluate: let clients evaluate the new model every round, which is the only way
             Flower sends it to them (``released.pt``).
         overwrite: replace an earlier recording in ``folder``.
+        announce: the server sends each round's participants and weights to the clients
+            with the new model (:class:`RecordingStrategy`'s ``announce``), as the
+            simulator's ``plain`` tells them.
+        verbose: keep Flower's own INFO log (its round-by-round progress); by default
+            only its warnings show. Flower's telemetry is off unless
+            ``FLWR_TELEMETRY_ENABLED`` is set: an audit sends nothing anywhere.
 
     Returns:
         The recording's folder.
@@ -122,7 +131,7 @@ def run_flower_simulation(
     )
     strategy = RecordingStrategy(
         fedavg, folder, keys=keys, task=task, rule=rule, scheme="secagg+" if secure_aggregation else "plain",
-        like=like, name=name, overwrite=overwrite,
+        like=like, name=name, overwrite=overwrite, announce=announce,
     )
     fit_workflow = (
         SecAggPlusWorkflow(num_shares=1.0, reconstruction_threshold=0.5, max_weight=max_weight,
@@ -143,11 +152,19 @@ def run_flower_simulation(
         client_fn=TorchClientFactory(model, data, rule),
         mods=[secaggplus_mod, mod] if secure_aggregation else [mod],
     )
-    run_simulation(
-        server_app=server_app, client_app=client_app, num_supernodes=len(data),
-        backend_config={"client_resources": {"num_cpus": 1, "num_gpus": 0.0},
-                        "init_args": {"log_to_driver": False, "logging_level": "error"}},
-    )
+    os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
+    flower_log = logging.getLogger("flwr")
+    level = flower_log.level
+    if not verbose:
+        flower_log.setLevel(logging.WARNING)
+    try:
+        run_simulation(
+            server_app=server_app, client_app=client_app, num_supernodes=len(data),
+            backend_config={"client_resources": {"num_cpus": 1, "num_gpus": 0.0},
+                            "init_args": {"log_to_driver": False, "logging_level": "error"}},
+        )
+    finally:
+        flower_log.setLevel(level)
     _check_completed(strategy, rounds)
     return Path(folder)
 

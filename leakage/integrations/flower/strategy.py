@@ -24,6 +24,7 @@ and legacy server do after every fit round.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Sequence
@@ -51,12 +52,14 @@ from leakage.errors import ConfigError
 from leakage.integrations.flower.arrays import ndarrays_to_state_dict
 from leakage.recording import AggregationRule, RecordedTask, ServerRecorder, StateDict
 
-__all__ = ["FLOWER_SCHEMES", "FlowerScheme", "RecordingStrategy"]
+__all__ = ["ANNOUNCE_KEY", "FLOWER_SCHEMES", "FlowerScheme", "RecordingStrategy"]
 
 _LOG = logging.getLogger(__name__)
 
 FlowerScheme = Literal["plain", "secagg+"]
 FLOWER_SCHEMES: tuple[str, ...] = ("plain", "secagg+")
+#: The evaluate config key under which ``announce`` sends the round's participants and weights (JSON).
+ANNOUNCE_KEY = "leakage.round"
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,11 @@ class RecordingStrategy(Strategy):
             holds them.
         name: a name for reports.
         overwrite: replace an earlier recording in ``folder``.
+        announce: send each round's participants and their weights to the clients with
+            the new model (in the evaluate config, under :data:`ANNOUNCE_KEY`), as the
+            simulator's ``plain`` tells finishing clients. Flower itself tells a client
+            neither, so without it a recorded participant knows only what its protocol
+            showed it (under SecAgg+, its neighbours; under plain FedAvg, nothing).
 
     Raises:
         ConfigError: a bad ``scheme``, ``like`` without every key, or ``folder`` holds
@@ -120,6 +128,7 @@ class RecordingStrategy(Strategy):
         like: StateDict | None = None,
         name: str = "flower run",
         overwrite: bool = False,
+        announce: bool = False,
     ) -> None:
         require_choice("scheme", scheme, FLOWER_SCHEMES)
         keys = tuple(str(key) for key in keys)
@@ -133,6 +142,8 @@ class RecordingStrategy(Strategy):
             folder, task=task, rule=rule, scheme=scheme, name=name,
             framework={"name": "flower", "version": flwr.__version__}, overwrite=overwrite,
         )
+        self._announce = announce
+        self._announced: dict[int, str] = {}
         self._pending: _PendingRound | None = None
         self.aborted: dict[int, str] = {}
         self.failures: dict[int, list[str]] = {}
@@ -193,6 +204,8 @@ class RecordingStrategy(Strategy):
             after = self._state(parameters_to_ndarrays(parameters))
         self._record(pending, after, participants=nodes, weights=weights, uploads=uploads, aggregate=aggregate,
                      aborted=reason, failures=failure_texts)
+        if self._announce and parameters is not None:
+            self._announced[server_round] = json.dumps({"participants": nodes, "weights": weights})
         return parameters, metrics
 
     def evaluate(self, server_round: int, parameters: Parameters) -> tuple[float, dict[str, Scalar]] | None:
@@ -216,8 +229,13 @@ class RecordingStrategy(Strategy):
     def configure_evaluate(
         self, server_round: int, parameters: Parameters, client_manager: ClientManager
     ) -> list[tuple[ClientProxy, EvaluateIns]]:
-        """Delegate."""
-        return self._strategy.configure_evaluate(server_round, parameters, client_manager)
+        """Delegate; with ``announce``, add the round's participants and weights to each instruction's config."""
+        instructions = self._strategy.configure_evaluate(server_round, parameters, client_manager)
+        announced = self._announced.pop(server_round, None)
+        if announced is not None:
+            for _, evaluate_ins in instructions:
+                evaluate_ins.config[ANNOUNCE_KEY] = announced
+        return instructions
 
     def aggregate_evaluate(
         self,

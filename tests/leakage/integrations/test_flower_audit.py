@@ -69,3 +69,75 @@ def test_twenty_clients_hide_the_update_from_a_participant(tmp_path: Path) -> No
     row = _row(report, "participant", "round_difference")
     assert row.status == "ok" and row.leakage <= HIDES_AT_MOST  # type: ignore[attr-defined]
     assert _row(report, "participant", "idlg").value < 30.0  # type: ignore[attr-defined]
+
+
+PLAIN = {"n_clients": 3, "rounds": 2, "algorithm": "fedavg", "batch_size": None, "local_epochs": 1, "lr": 0.1}
+OBSERVERS = ("server", "participant", "coalition", "public")
+
+
+@pytest.fixture(scope="module")
+def plain_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, Path]:
+    """Our simulator's plain FedAvg, and Flower's on the same partition and initial model (deterministic)."""
+    from leakage import simulate
+
+    simulated = simulate(dataset="digits", model="mlp", model_options=MODEL_OPTIONS, scheme="plain", seed=0, **PLAIN)
+    folder = run_flower_simulation(
+        tmp_path_factory.mktemp("flower") / "plain", dataset=load_dataset("digits"),
+        model=simulated.build_model(simulated.initial_params, simulated.initial_buffers),
+        partition=list(simulated.truth.partition), rounds=2,
+        rule=AggregationRule(algorithm="fedavg", lr=0.1, batch_size=None),
+        task=RecordedTask("digits", "mlp", model_options=MODEL_OPTIONS), recorded_clients=(0, 1, 2), canaries=(0,),
+        announce=True,  # tell clients who took part and their weights, as the simulator's plain does
+    )
+    return simulated, folder
+
+
+def test_flower_plain_gives_the_simulators_rows(plain_run: tuple[object, Path]) -> None:
+    from leakage.quantify.scoring import score_transcript
+
+    simulated, folder = plain_run
+    spec = DeploymentSpec(observers=OBSERVERS, attacks=(AttackSpec("round_difference"), AttackSpec("disaggregation")))
+    recorded = [r.row for r in score_recording(folder, spec).results]
+    expected = score_transcript(simulated, load_dataset("digits"), observers=OBSERVERS,  # type: ignore[arg-type]
+                                attacks=[(a.name, a.options) for a in spec.attacks], target=0, seed=0)
+    assert [(r.observer, r.observer_name, r.attack, r.status) for r in recorded] == [
+        (r.observer, r.observer_name, r.attack, r.status) for r in expected
+    ]
+    for got, want in zip(recorded, expected, strict=True):
+        assert got.value == pytest.approx(want.value, abs=1e-4), (got.observer, got.attack)
+        assert got.leakage == pytest.approx(want.leakage, abs=1e-3), (got.observer, got.attack)
+    assert {(r.observer, r.status) for r in recorded if r.attack == "round_difference"} == {
+        ("participant", "ok"), ("coalition", "ok")
+    }
+
+
+def test_a_flower_recording_round_trips(plain_run: tuple[object, Path], tmp_path: Path) -> None:
+    from leakage.recording import read_recording, record_transcript
+
+    _, folder = plain_run
+    first = read_recording(folder).transcript
+    again = read_recording(record_transcript(first, tmp_path / "again", canaries=(0,))).transcript
+    assert [r.survivors for r in again.rounds] == [r.survivors for r in first.rounds]
+    for a, b in zip(first.rounds, again.rounds, strict=True):
+        assert torch.equal(a.params_after, b.params_after)
+        assert sorted(a.views) == sorted(b.views)
+        for name, view in a.views.items():
+            other = b.views[name]
+            assert sorted(view.received) == sorted(other.received) and view.participants == other.participants
+            assert view.public == other.public
+            for key, value in view.own.items():
+                torch.testing.assert_close(other.own[key], value, atol=1e-6, rtol=0)
+    torch.testing.assert_close(again.truth.rounds[1].update_of(0), first.truth.rounds[1].update_of(0), atol=1e-6, rtol=0)
+
+
+def test_without_the_announcement_a_flower_client_cannot_subtract(plain_run: tuple[object, Path], tmp_path: Path) -> None:
+    """Flower's plain FedAvg tells a client nothing about the others: the recording says so, not a guess."""
+    import shutil
+
+    _, folder = plain_run
+    quiet = Path(shutil.copytree(folder, tmp_path / "quiet"))
+    for told in quiet.glob("clients/*/rounds/*/released.json"):
+        told.unlink()
+    spec = DeploymentSpec(observers=("participant",), attacks=(AttackSpec("round_difference"),))
+    row = score_recording(quiet, spec).results[0].row
+    assert row.status == "not_applicable" and "was not told who took part" in (row.note or "")
