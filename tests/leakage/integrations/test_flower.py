@@ -73,13 +73,9 @@ def plain_run(tmp_path_factory: pytest.TempPathFactory, digits: Dataset) -> Path
 
 
 @pytest.fixture(scope="module")
-def secagg_run(tmp_path_factory: pytest.TempPathFactory, digits: Dataset) -> Path:
-    return run_flower_simulation(
-        tmp_path_factory.mktemp("flower") / "secagg", dataset=digits, model=_model(),
-        partition=[torch.tensor([0]), torch.tensor([1])], rounds=2, rule=SECAGG_RULE, task=TASK,
-        secure_aggregation=True, recorded_clients=(0, 1), canaries=(0,),
-        clipping_range=CLIPPING_RANGE, quantization_range=QUANTIZATION_RANGE,
-    )
+def secagg_run(secagg_two_clients: Path) -> Path:
+    """The shared SecAgg+ run (conftest): 2 clients with one digit each, FedSGD, both recorded, client 1 a canary."""
+    return secagg_two_clients
 
 
 # -- plain FedAvg -----------------------------------------------------------------------------
@@ -191,7 +187,7 @@ def test_both_recordings_read_back(plain_run: Path, secagg_run: Path, digits: Da
     secure = read_recording(secagg_run, dataset=digits)
 
     assert (plain.scheme, plain.canaries, plain.recorded) == ("plain", (1,), (0, 1))
-    assert (secure.scheme, secure.canaries, secure.recorded) == ("secagg+", (0,), (0, 1))
+    assert (secure.scheme, secure.canaries, secure.recorded) == ("secagg+", (1,), (0, 1))
 
 
 # -- the conversions --------------------------------------------------------------------------

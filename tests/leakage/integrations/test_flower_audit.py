@@ -49,8 +49,9 @@ def _row(report: Report, observer: str, attack: str) -> object:
 
 
 @pytest.fixture(scope="module")
-def two_clients(tmp_path_factory: pytest.TempPathFactory) -> Report:
-    return _secagg_run(tmp_path_factory.mktemp("flower") / "two", 2)
+def two_clients(secagg_two_clients: Path) -> Report:
+    """The shared run (conftest): the same setting as ``_secagg_run`` with two clients."""
+    return score_recording(secagg_two_clients, SPEC)
 
 
 def test_two_clients_the_round_difference_is_the_other_update(two_clients: Report) -> None:
