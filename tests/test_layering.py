@@ -6,7 +6,7 @@ Layers, bottom to top:
   views, metrics, aggregation, registry, errors, ...);
 - plugins: ``attacks`` and ``defenses``, which import only the base and not each other;
 - top: ``leakage.quantify``, ``leakage.report``, ``leakage.cli``, ``leakage.testing``
-  (and ``leakage.integrations`` once it exists), which may import everything.
+  and ``leakage.integrations`` (the bridges to FL frameworks), which may import everything.
 
 The base reaches the plugins only through ``Registry(..., plugin_modules=("attacks",))``:
 a string handed to the registry, imported lazily on first lookup. That string is not an

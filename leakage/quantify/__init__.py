@@ -59,6 +59,7 @@ from leakage.quantify.one_run import (
     one_run_p_value,
 )
 from leakage.quantify.preflight import DEFAULT_TIME_LIMIT_SECONDS, Estimate, preflight
+from leakage.quantify.recording import RECORDING_OBSERVERS, RecordingSummary, recording_spec, score_recording
 from leakage.quantify.report import (
     CSV_COLUMNS,
     HIDES_AT_MOST,
@@ -114,6 +115,7 @@ __all__ = [
     "DEFAULT_TIME_LIMIT_SECONDS",
     "HIDES_AT_MOST",
     "OBSERVER_KINDS",
+    "RECORDING_OBSERVERS",
     "REPORT_SCHEMA_VERSION",
     "ROLES",
     "SCORERS",
@@ -138,6 +140,7 @@ __all__ = [
     "JobStore",
     "ObserverKind",
     "ObserverScoring",
+    "RecordingSummary",
     "OneRunAudit",
     "OneRunMethod",
     "OneRunPolicy",
@@ -195,9 +198,11 @@ __all__ = [
     "plan_jobs",
     "preflight",
     "quick_spec",
+    "recording_spec",
     "run_job",
     "run_jobs",
     "score",
+    "score_recording",
     "score_transcript",
     "scored_products",
     "spec_hash",

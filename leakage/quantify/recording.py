@@ -22,11 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from leakage.errors import ConfigError
+from leakage.quantify.observers import observer_views
 from leakage.quantify.report import Report, RunCounts
 from leakage.quantify.runner import Job, assemble_report
-from leakage.quantify.scoring import score_transcript
+from leakage.quantify.scoring import ScoreRow, score_transcript
 from leakage.quantify.spec import AttackSpec, DeploymentSize, DeploymentSpec, TaskSpec, load_spec
 from leakage.recording import Recording, read_recording
+from leakage.transcript import Transcript
 
 __all__ = ["RECORDING_OBSERVERS", "RecordingSummary", "recording_spec", "score_recording"]
 
@@ -128,6 +130,7 @@ def score_recording(
         rows = score_transcript(
             transcript, recording.dataset, observers=scored_spec.observers, attacks=attacks, target=target, seed=seed
         )
+        rows = [_say_what_is_missing(row, transcript, target) for row in rows]
         job = Job("score", scored_spec, deployment, recording.scheme, seed)
         finished.append((job, {
             "kind": "score", "simulate_seconds": 0.0, "attack_seconds": time.perf_counter() - attack_started,
@@ -154,6 +157,13 @@ def score_recording(
         report, recording=summary.to_dict(),
         timings={**report.timings, "wall": total, "total": total},
     )
+
+
+def _say_what_is_missing(row: ScoreRow, transcript: Transcript, target: int) -> ScoreRow:
+    """A row of an observer the recording holds no view of says so, rather than what the attack lacked."""
+    if row.status != "not_applicable" or observer_views(transcript, row.observer, target)[1]:
+        return row
+    return replace(row, note=f"the recording holds no view of the {row.observer} ({row.observer_name})")
 
 
 def _deployment_name(canary: int) -> str:

@@ -136,3 +136,16 @@ def test_a_recording_without_canaries_has_nothing_to_score(
     _edit_json(run / "clients" / "0" / "client.json", canary=False)
     assert main(["score", "--recording", str(run), "--out", str(tmp_path / "out")]) == 2
     assert "names no canary client" in capsys.readouterr().err
+
+
+def test_an_observer_the_recording_lacks_says_so(recorded: Path) -> None:
+    from leakage.quantify import AttackSpec, DeploymentSpec, score_recording
+
+    spec = DeploymentSpec(observers=("eavesdropper", "participant"), attacks=(AttackSpec("round_difference"),))
+    rows = [result.row for result in score_recording(recorded, spec).results]
+    eavesdropper = [row for row in rows if row.observer == "eavesdropper"]
+    assert eavesdropper and all(
+        row.status == "not_applicable" and row.note == "the recording holds no view of the eavesdropper (eavesdropper)"
+        for row in eavesdropper
+    )
+    assert any(row.observer == "participant" and row.status == "ok" for row in rows)
