@@ -123,12 +123,14 @@ def score_recording(
     )
     transcript, seed = recording.transcript, scored_spec.seeds[0]
     attacks = [(a.name, a.options) for a in scored_spec.attacks]
+    held_out = None if recording.held_out is None else recording.dataset.subset(recording.held_out)
     finished: list[tuple[Job, dict[str, Any]]] = []
     for deployment in scored_spec.deployments:
         target = int(deployment.name.rsplit(" ", 1)[1])
         attack_started = time.perf_counter()
         rows = score_transcript(
-            transcript, recording.dataset, observers=scored_spec.observers, attacks=attacks, target=target, seed=seed
+            transcript, recording.dataset, observers=scored_spec.observers, attacks=attacks, target=target, seed=seed,
+            held_out=held_out,
         )
         rows = [_say_what_is_missing(row, transcript, target) for row in rows]
         job = Job("score", scored_spec, deployment, recording.scheme, seed)
@@ -138,7 +140,8 @@ def score_recording(
             "mpc_backend_description": None, "accountant_epsilon": None, "test_accuracy": None,
             "truth_kept": {**transcript.truth.kept().to_dict(), "clients": len(recording.canaries)},
             "data": {"dataset": recording.task.dataset, "training_samples": len(recording.dataset),
-                     "test_samples": 0, "normalisation": transcript.settings.get("normalisation")},
+                     "test_samples": 0 if held_out is None else len(held_out),
+                     "normalisation": transcript.settings.get("normalisation")},
             "rows": rows,
         }))
     attack_seconds = sum(float(result["attack_seconds"]) for _, result in finished)

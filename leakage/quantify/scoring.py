@@ -404,7 +404,8 @@ class MembershipScorer(Scorer):
         members = task.trained_records()
         if task.held_out is None or len(task.held_out) == 0 or len(members) == 0:
             self._why = (
-                "no held-out records to compare the target's with (task.test_fraction is 0)"
+                "no held-out records to compare the target's with (task.test_fraction is 0, or a recording "
+                "names no held_out records)"
                 if task.held_out is None or len(task.held_out) == 0 else f"client {task.target} trained on nothing"
             )
             return

@@ -34,6 +34,7 @@ def record_transcript(
     recorded: Sequence[int] | None = None,
     name: str = "exported simulation",
     overwrite: bool = False,
+    held_out: Sequence[int] | None = None,
 ) -> Path:
     """Write ``transcript`` as a recording in ``folder`` and return the folder.
 
@@ -47,6 +48,7 @@ def record_transcript(
             (canaries are always recorded).
         name: the run's name in reports.
         overwrite: replace a recording already in ``folder``.
+        held_out: dataset records no client trained on, for membership inference.
 
     Raises:
         ConfigError: the scheme or model cannot be recorded, or a canary's truth is missing.
@@ -78,7 +80,9 @@ def record_transcript(
             load_flat_buffers(model, buffers)
         return {key: value.clone() for key, value in model.state_dict().items()}
 
-    server = ServerRecorder(folder, task=task, rule=rule, scheme=schemes[0], name=name, overwrite=overwrite)
+    server = ServerRecorder(
+        folder, task=task, rule=rule, scheme=schemes[0], name=name, overwrite=overwrite, held_out=held_out
+    )
     for record in transcript.rounds:
         view = record.views[SERVER]
         before = state(record.params_before, record.buffers_before)

@@ -8,7 +8,9 @@ the simulator makes, so every attack and ``leakage score`` run on it unchanged.
 Layout (format version 1)::
 
     RUN/
-      recording.json                 the manifest: format, version, task, rule, scheme, rounds
+      recording.json                 the manifest: format, version, task, rule, scheme, rounds,
+                                     and optionally held_out: dataset records no client
+                                     trained on (membership inference's non-members)
       rounds/0000/round.json         who was sampled and who arrived (node names), the weights
                                      the server saw, and why the round aborted, if it did
       rounds/0000/global_before.pt   the global model broadcast at the start of the round

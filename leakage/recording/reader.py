@@ -119,6 +119,8 @@ class Recording:
         canaries: the client ids whose data the auditor controls, sorted.
         recorded: every client id with a recorded view, sorted.
         nodes: the framework's node name of each client id.
+        held_out: dataset indices of records no client trained on, if the recording names
+            them (membership inference's non-members); ``None`` otherwise.
     """
 
     folder: Path
@@ -132,6 +134,7 @@ class Recording:
     canaries: tuple[int, ...]
     recorded: tuple[int, ...]
     nodes: Mapping[int, str] = field(default_factory=dict)
+    held_out: Tensor | None = None
 
 
 def read_recording(path: str | os.PathLike[str], *, dataset: Dataset | None = None) -> Recording:
@@ -249,8 +252,19 @@ class _Reader:
         extra = [name for name in present if name not in expected]
         if extra:
             raise ConfigError(f"rounds/{extra[0]}: not a round of this recording (recording.json: rounds is {rounds})")
+        self.held_out = (
+            None if manifest.get("held_out") is None else self._indices(manifest_path, manifest, "held_out")
+        )
         server_rounds = [self._server_round(r) for r in range(rounds)]
         clients = self._clients(server_rounds)
+        if self.held_out is not None:
+            for client in clients:
+                shared = set(self.held_out.tolist()) & set(client.indices.tolist())
+                if shared:
+                    raise ConfigError(
+                        f"recording.json: held_out: record {min(shared)} is in client {client.client_id}'s data "
+                        f"(clients/{client.client_id}/client.json), so it is no non-member"
+                    )
         return self._assemble(manifest, task, server_rounds, clients)
 
     # -- the server's side ------------------------------------------------------------
@@ -486,7 +500,7 @@ class _Reader:
         return Recording(
             folder=self.folder, name=settings["name"], scheme=self.scheme, framework=settings["framework"],
             task=task, rule=rule, transcript=transcript, dataset=dataset, canaries=canaries,
-            recorded=tuple(sorted(by_id)), nodes=node_of,
+            recorded=tuple(sorted(by_id)), nodes=node_of, held_out=self.held_out,
         )
 
     def _server_view(self, server: _ServerRound, ids: Mapping[str, int], public: Mapping[str, Any]) -> RoundView:

@@ -88,6 +88,8 @@ class ServerRecorder:
         name: a name for reports.
         framework: the framework that ran, as ``{"name": ..., "version": ...}``.
         overwrite: replace an earlier recording in ``folder``.
+        held_out: indices of dataset records no client trained on (the non-members that
+            membership inference compares a canary's records with), if the run kept some.
     """
 
     def __init__(
@@ -100,6 +102,7 @@ class ServerRecorder:
         name: str = "recorded run",
         framework: Mapping[str, str] | None = None,
         overwrite: bool = False,
+        held_out: Sequence[int] | None = None,
     ) -> None:
         self.folder = Path(folder)
         manifest = self.folder / "recording.json"
@@ -119,6 +122,7 @@ class ServerRecorder:
             "task": task.to_dict(),
             "rule": rule.to_dict(),
             "rounds": 0,
+            "held_out": None if held_out is None else [int(i) for i in held_out],
         }
         self.folder.mkdir(parents=True, exist_ok=True)
         _write_json(manifest, self._manifest)

@@ -64,6 +64,7 @@ def run_flower_simulation(
     overwrite: bool = False,
     verbose: bool = False,
     announce: bool = False,
+    held_out: Sequence[int] | None = None,
 ) -> Path:
     """Run ``rounds`` rounds of Flower's FedAvg among ``len(partition)`` clients and record them in ``folder``.
 
@@ -93,6 +94,8 @@ def run_flower_simulation(
         announce: the server sends each round's participants and weights to the clients
             with the new model (:class:`RecordingStrategy`'s ``announce``), as the
             simulator's ``plain`` tells them.
+        held_out: records of ``dataset`` no client trains on, named in the recording as
+            membership inference's non-members.
         verbose: keep Flower's own INFO log (its round-by-round progress); by default
             only its warnings show. Flower's telemetry is off unless
             ``FLWR_TELEMETRY_ENABLED`` is set: an audit sends nothing anywhere.
@@ -131,7 +134,7 @@ def run_flower_simulation(
     )
     strategy = RecordingStrategy(
         fedavg, folder, keys=keys, task=task, rule=rule, scheme="secagg+" if secure_aggregation else "plain",
-        like=like, name=name, overwrite=overwrite, announce=announce,
+        like=like, name=name, overwrite=overwrite, announce=announce, held_out=held_out,
     )
     fit_workflow = (
         SecAggPlusWorkflow(num_shares=1.0, reconstruction_threshold=0.5, max_weight=max_weight,

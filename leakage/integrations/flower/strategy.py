@@ -92,6 +92,7 @@ class RecordingStrategy(Strategy):
             simulator's ``plain`` tells finishing clients. Flower itself tells a client
             neither, so without it a recorded participant knows only what its protocol
             showed it (under SecAgg+, its neighbours; under plain FedAvg, nothing).
+        held_out: dataset records no client trains on (membership inference's non-members).
 
     Raises:
         ConfigError: a bad ``scheme``, ``like`` without every key, or ``folder`` holds
@@ -129,6 +130,7 @@ class RecordingStrategy(Strategy):
         name: str = "flower run",
         overwrite: bool = False,
         announce: bool = False,
+        held_out: Sequence[int] | None = None,
     ) -> None:
         require_choice("scheme", scheme, FLOWER_SCHEMES)
         keys = tuple(str(key) for key in keys)
@@ -140,7 +142,7 @@ class RecordingStrategy(Strategy):
         self._scheme = scheme
         self._recorder = ServerRecorder(
             folder, task=task, rule=rule, scheme=scheme, name=name,
-            framework={"name": "flower", "version": flwr.__version__}, overwrite=overwrite,
+            framework={"name": "flower", "version": flwr.__version__}, overwrite=overwrite, held_out=held_out,
         )
         self._announce = announce
         self._announced: dict[int, str] = {}

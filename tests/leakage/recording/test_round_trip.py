@@ -119,3 +119,28 @@ def test_manifest_counts_rounds_and_refuses_to_overwrite(tmp_path: Path) -> None
     assert json.loads((tmp_path / "recording.json").read_text())["rounds"] == 0
     with pytest.raises(ConfigError, match="already holds a recording"):
         ServerRecorder(tmp_path, task=RecordedTask("digits", "logreg"), rule=AggregationRule(), scheme="plain")
+
+
+def test_held_out_records_let_membership_run_on_a_recording(tmp_path: Path) -> None:
+    dataset = load_dataset("digits")
+    transcript = simulate(dataset=dataset, n_clients=3, rounds=2, algorithm="fedavg", batch_size=5, scheme="plain",
+                          partition_options={"samples_per_client": 20}, model="logreg", seed=1)
+    used = torch.cat(list(transcript.truth.partition))
+    held_out = torch.tensor([i for i in range(len(dataset)) if i not in set(used.tolist())][:200])
+    folder = record_transcript(transcript, tmp_path / "run", canaries=(0,), held_out=held_out.tolist())
+    attacks = [("loss_threshold", {})]
+    expected = score_transcript(transcript, dataset, observers=["server", "public"], attacks=attacks, target=0, seed=0,
+                                held_out=dataset.subset(held_out))
+    from leakage.quantify import AttackSpec, DeploymentSpec, score_recording
+
+    spec = DeploymentSpec(observers=("server", "public"), attacks=(AttackSpec("loss_threshold"),))
+    got = [result.row for result in score_recording(folder, spec).results]
+    assert [(r.observer, r.status) for r in got] == [(r.observer, r.status) for r in expected]
+    assert all(r.status == "ok" for r in got)
+    for row, want in zip(got, expected, strict=True):
+        assert row.value == pytest.approx(want.value, abs=1e-6)
+    spoiled = json.loads((folder / "recording.json").read_text())
+    spoiled["held_out"] = [int(transcript.truth.partition[0][0])]
+    (folder / "recording.json").write_text(json.dumps(spoiled))
+    with pytest.raises(ConfigError, match=r"recording.json: held_out: record \d+ is in client 0's data"):
+        read_recording(folder)
