@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from leakage import Transcript, load_dataset, simulate
 from leakage.errors import ConfigError
@@ -144,3 +146,26 @@ def test_held_out_records_let_membership_run_on_a_recording(tmp_path: Path) -> N
     (folder / "recording.json").write_text(json.dumps(spoiled))
     with pytest.raises(ConfigError, match=r"recording.json: held_out: record \d+ is in client 0's data"):
         read_recording(folder)
+
+
+@given(widths=st.lists(st.integers(1, 5), min_size=2, max_size=4), batch_norm=st.booleans(), seed=st.integers(0, 99))
+@settings(max_examples=25, deadline=None)
+def test_state_dict_to_flat_is_the_toolkits_flat_layout(widths: list[int], batch_norm: bool, seed: int) -> None:
+    from torch import nn
+
+    from leakage.models import flatten_buffers, flatten_parameters
+
+    layers: list[nn.Module] = []
+    for inputs, outputs in zip(widths, widths[1:], strict=False):
+        layers += [nn.Linear(inputs, outputs), *([nn.BatchNorm1d(outputs)] if batch_norm else [])]
+    model = nn.Sequential(*layers)
+    generator = torch.Generator().manual_seed(seed)
+    state = {
+        key: torch.randn(value.shape, generator=generator) if value.is_floating_point()
+        else torch.randint(0, 9, value.shape, generator=generator)
+        for key, value in model.state_dict().items()
+    }
+    flat = state_dict_to_flat(state, model)
+    model.load_state_dict(state)
+    assert torch.equal(flat.params, flatten_parameters(model))
+    assert torch.equal(flat.buffers, flatten_buffers(model))
