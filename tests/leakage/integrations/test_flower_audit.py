@@ -142,3 +142,42 @@ def test_without_the_announcement_a_flower_client_cannot_subtract(plain_run: tup
     spec = DeploymentSpec(observers=("participant",), attacks=(AttackSpec("round_difference"),))
     row = score_recording(quiet, spec).results[0].row
     assert row.status == "not_applicable" and "was not told who took part" in (row.note or "")
+
+
+BN_NET = '''
+from torch import nn
+
+
+def build(input_shape, num_classes):
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, num_classes))
+'''
+
+
+@pytest.mark.slow
+def test_a_model_of_ones_own_with_batch_norm_buffers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A team's own model (an import path) with running statistics: Flower averages the buffers, the recording keeps them."""
+    from leakage.models import create_model
+    from leakage.recording import read_recording
+
+    (tmp_path / "bn_net.py").write_text(BN_NET)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    model = create_model("bn_net:build", input_shape=(1, 8, 8), num_classes=10, generator=torch.Generator())
+    folder = run_flower_simulation(
+        tmp_path / "run", dataset=load_dataset("digits"), model=model,
+        partition=[torch.arange(0, 30), torch.arange(30, 50)], rounds=1,
+        rule=AggregationRule(algorithm="fedavg", lr=0.1, batch_size=10), task=RecordedTask("digits", "bn_net:build"),
+        recorded_clients=(0, 1), canaries=(0,),
+    )
+    transcript = read_recording(folder).transcript
+    record = transcript.rounds[0]
+    server = record.views["server"]
+    uploaded = [server.received[f"buffers:client:{c}"] for c in (0, 1)]
+    assert len(transcript.buffer_layout.names) == 3  # running mean, running variance, batch counter
+    mean = (30 * uploaded[0] + 20 * uploaded[1]) / 50
+    torch.testing.assert_close(record.buffers_after[:32], mean[:32], atol=1e-5, rtol=1e-5)  # running statistics
+    # Flower 1.42's in-place FedAvg casts each scaling factor (0.6, 0.4) to an integer array's dtype, so the
+    # batch counter (3 and 2 batches) aggregates to 0; the recording keeps what Flower really released.
+    assert uploaded[0][-1] == 3 and uploaded[1][-1] == 2 and record.buffers_after[-1] == 0
+    torch.testing.assert_close(record.views["client:0"].own["buffers"], uploaded[0])
+    rebuilt = transcript.build_model()
+    assert torch.equal(rebuilt[2].running_mean, record.buffers_after[:16])
