@@ -67,6 +67,11 @@ def recording_spec(recording: Recording, spec: DeploymentSpec | None = None) -> 
     """
     base = spec if spec is not None else load_spec()
     observers = base.observers if spec is not None else RECORDING_OBSERVERS
+    if "malicious_server" in observers:
+        raise ConfigError(
+            "spec.observers: malicious_server (threat = \"active\") plays deviations in the simulator; a recording "
+            f"holds what a run's observers saw, so choose from: {', '.join((*RECORDING_OBSERVERS, 'eavesdropper'))}"
+        )
     rule, task = recording.rule, recording.task
     n_clients = recording.transcript.settings["n_clients"]
     return DeploymentSpec(

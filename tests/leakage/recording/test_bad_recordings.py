@@ -149,3 +149,13 @@ def test_an_observer_the_recording_lacks_says_so(recorded: Path) -> None:
         for row in eavesdropper
     )
     assert any(row.observer == "participant" and row.status == "ok" for row in rows)
+
+
+def test_an_active_server_cannot_be_replayed_on_a_recording(
+    recorded: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = tmp_path / "active.toml"
+    spec.write_text('threat = "active"\nobservers = ["server"]\n')
+    assert main(["score", "--recording", str(recorded), str(spec), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("leakage: error: spec.observers: malicious_server") and "\n" not in err
