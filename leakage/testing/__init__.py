@@ -6,7 +6,10 @@ audit (:mod:`leakage.quantify`), and raises ``AssertionError`` (with the measure
 when the observer recovers the target's individual update, when its normalised leakage
 exceeds ``max_leakage``, or when the audit's empirical epsilon lower bound exceeds
 ``max_epsilon``. ``assert_leaks_single_updates`` is its opposite, for tests that pin down
-a known weakness (secure aggregation with two participants). The pytest plugin
+a known weakness (secure aggregation with two participants).
+``assert_recording_hides_single_updates`` and ``assert_recording_leaks_single_updates``
+ask the same of a recording of a real run, against its canary clients
+(:mod:`leakage.testing.recording`). The pytest plugin
 (:mod:`leakage.testing.plugin`, registered as an entry point) offers both as fixtures.
 
 A note on what "hides" can mean: secure aggregation hides the *update* among many
@@ -17,21 +20,30 @@ aggregate); ``max_epsilon`` bounds only what the audit can prove at its confiden
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from leakage.errors import ConfigError
 from leakage.quantify import parse_spec, score
+from leakage.testing.recording import (
+    assert_recording_hides_single_updates,
+    assert_recording_leaks_single_updates,
+    measure_recording_leakage,
+)
+from leakage.testing.single_update import SingleUpdateLeakage
 
 __all__ = [
     "DEFAULT_TASK",
     "MembershipLeakage",
     "SingleUpdateLeakage",
-    "assert_membership_tpr_below",
     "assert_hides_single_updates",
     "assert_leaks_single_updates",
+    "assert_membership_tpr_below",
+    "assert_recording_hides_single_updates",
+    "assert_recording_leaks_single_updates",
     "measure_membership",
+    "measure_recording_leakage",
     "measure_single_update_leakage",
 ]
 
@@ -45,46 +57,6 @@ DEFAULT_TASK: Mapping[str, Any] = {
     "lr": 0.1,
     "rounds": 2,
 }
-
-
-@dataclass(frozen=True)
-class SingleUpdateLeakage:
-    """What one observer learned about the target's single update under one scheme.
-
-    Attributes:
-        scheme, n_clients, observer: the setting.
-        leakage: the largest normalised update-recovery leakage of the observer (0: no
-            more than the released model reveals, 1: the update in the clear).
-        individual: the observer recovered the target's own update (not a mix).
-        worst: ``"attack (metric value)"`` of the worst row.
-        audit_auc, audit_advantage, epsilon_lower_bound: the distinguishing game's AUC,
-            held-out TPR - FPR, and empirical epsilon lower bound (``None`` without audit).
-        rows: the observer's scored rows, as ``leakage score`` reports them.
-    """
-
-    scheme: str
-    n_clients: int
-    observer: str
-    leakage: float
-    individual: bool
-    worst: str
-    audit_auc: float | None = None
-    audit_advantage: float | None = None
-    epsilon_lower_bound: float | None = None
-    rows: Sequence[Mapping[str, Any]] = field(default_factory=tuple)
-
-    def describe(self) -> str:
-        """One line with every measured number."""
-        audit = (
-            "" if self.audit_auc is None
-            else f", audit AUC {self.audit_auc:.2f}, advantage {self.audit_advantage:.2f}, "
-            f"epsilon >= {self.epsilon_lower_bound:.2f}"
-        )
-        kind = "its individual update" if self.individual else "only mixes of updates"
-        return (
-            f"{self.scheme} with {self.n_clients} clients, {self.observer}: {kind}, leakage {self.leakage:.2f} "
-            f"(worst: {self.worst}){audit}"
-        )
 
 
 def measure_single_update_leakage(
