@@ -124,7 +124,10 @@ def imprint_cutoffs(measurements: Tensor, num_bins: int) -> Tensor:
     if values.numel() < 2 or not bool(torch.isfinite(values).all()):
         raise ConfigError(f"measurements must hold at least two finite values, got {values.numel()}")
     levels = torch.linspace(0.0, 1.0, num_bins + 1, dtype=torch.float64)
-    edges = torch.quantile(values, levels)
+    # Rounded to float32, the precision the block's bias holds them in, so that a measurement's
+    # bin and the units it activates agree exactly (a quantile between two float32 values would
+    # otherwise sit in one bin here and round into the next in the block); rounding keeps the order.
+    edges = torch.quantile(values, levels).to(torch.float32).to(torch.float64)
     return torch.cummax(edges, dim=0).values  # interpolation rounding must not reorder equal quantiles
 
 
