@@ -1,6 +1,7 @@
 """Recordings of real federated runs: the format, its writers and its reader."""
 
 from leakage.recording.export import EXPORTABLE_SCHEMES, record_transcript
+from leakage.recording.flat import FlatModel, state_dict_to_flat
 from leakage.recording.format import (
     RECORDING_FORMAT,
     RECORDING_VERSION,
@@ -11,7 +12,7 @@ from leakage.recording.format import (
     client_folder,
     round_folder,
 )
-from leakage.recording.reader import FlatModel, Recording, read_recording, state_dict_to_flat
+from leakage.recording.reader import Recording, read_recording
 from leakage.recording.writer import ClientRecorder, ServerRecorder, StateDict, write_state_dict
 
 __all__ = [

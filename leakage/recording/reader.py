@@ -35,11 +35,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from leakage.data import Dataset, load_dataset
 from leakage.errors import ConfigError
-from leakage.models import BufferLayout, ParameterLayout, create_model
+from leakage.models import create_model
+from leakage.recording._assemble import build_transcript
+from leakage.recording._parsed import Participant, ParticipantRound, ServerRound
+from leakage.recording.flat import FlatModel, state_dict_to_flat
 from leakage.recording.format import (
     RECORDING_FORMAT,
     RECORDING_VERSION,
@@ -47,60 +50,11 @@ from leakage.recording.format import (
     RecordedTask,
     round_folder,
 )
-from leakage.transcript import GroundTruth, RoundRecord, RoundTruth, Transcript
-from leakage.views import PUBLIC, SERVER, RoundView, client_observer, released_model_view, sender_key, upload_key
+from leakage.transcript import Transcript
 
-__all__ = ["FlatModel", "Recording", "read_recording", "state_dict_to_flat"]
+__all__ = ["Recording", "read_recording"]
 
 _PLAIN_SCHEMES = ("plain",)
-
-
-@dataclass(frozen=True)
-class FlatModel:
-    """A recorded ``state_dict`` in the toolkit's flat layout: parameters ``[P]`` and buffers ``[B]``."""
-
-    params: Tensor
-    buffers: Tensor
-
-
-def state_dict_to_flat(
-    state: Mapping[str, Tensor], model: nn.Module, *, source: str = "state_dict"
-) -> FlatModel:
-    """Return ``state`` as the flat parameters and buffers of ``model``'s layout.
-
-    Parameters follow ``model.named_parameters()``; buffers are the persistent ones of
-    its ``state_dict`` (batch-norm running statistics and counters), as float32, the way
-    :class:`~leakage.models.BufferLayout` carries them. Every key of the model's
-    ``state_dict`` must be present with its shape, and nothing else.
-
-    Raises:
-        ConfigError: a key is missing or unknown, or a shape differs; one line naming
-            ``source`` and the key.
-
-    >>> model = nn.Linear(2, 1)
-    >>> flat = state_dict_to_flat({"weight": torch.ones(1, 2), "bias": torch.zeros(1)}, model)
-    >>> flat.params.tolist(), flat.buffers.numel()
-    ([1.0, 1.0, 0.0], 0)
-    """
-    expected = model.state_dict()
-    missing = [name for name in expected if name not in state]
-    if missing:
-        raise ConfigError(f"{source}: the model's {missing[0]!r} is missing ({len(missing)} key(s) missing)")
-    unknown = [name for name in state if name not in expected]
-    if unknown:
-        raise ConfigError(f"{source}: {unknown[0]!r} is not in the model's state_dict")
-    for name, value in expected.items():
-        if tuple(state[name].shape) != tuple(value.shape):
-            raise ConfigError(
-                f"{source}: {name!r} has shape {tuple(state[name].shape)}, the model's is {tuple(value.shape)}"
-            )
-    layout, buffers = ParameterLayout.of(model), BufferLayout.of(model)
-    params = torch.cat([state[name].detach().reshape(-1).to(torch.float32) for name in layout.names])
-    flat_buffers = (
-        torch.cat([state[name].detach().reshape(-1).to(torch.float32) for name in buffers.names])
-        if buffers.names else torch.zeros(0)
-    )
-    return FlatModel(params, flat_buffers)
 
 
 @dataclass(frozen=True)
@@ -265,11 +219,20 @@ class _Reader:
                         f"recording.json: held_out: record {min(shared)} is in client {client.client_id}'s data "
                         f"(clients/{client.client_id}/client.json), so it is no non-member"
                     )
-        return self._assemble(manifest, task, server_rounds, clients)
+        transcript, nodes = build_transcript(
+            folder=self.folder, manifest=manifest, task=task, rule=rule, scheme=scheme, dataset=self.dataset,
+            model=self.model, rounds=server_rounds, clients=clients,
+        )
+        return Recording(
+            folder=self.folder, name=str(transcript.settings["name"]), scheme=scheme,
+            framework=transcript.settings["framework"], task=task, rule=rule, transcript=transcript,
+            dataset=self.dataset, canaries=tuple(transcript.settings["canaries"]),
+            recorded=tuple(sorted(client.client_id for client in clients)), nodes=nodes, held_out=self.held_out,
+        )
 
     # -- the server's side ------------------------------------------------------------
 
-    def _server_round(self, round_index: int) -> _ServerRound:
+    def _server_round(self, round_index: int) -> ServerRound:
         folder = round_folder(self.folder, round_index)
         path = folder / "round.json"
         data = self._json(path)
@@ -315,11 +278,11 @@ class _Reader:
                 f"{self._name(server)}: holds uploads in the clear, but recording.json: scheme is {self.scheme!r} "
                 f"(uploads are recorded under {', '.join(_PLAIN_SCHEMES)} only)"
             )
-        return _ServerRound(round_index, sampled, participants, weights, aborted, before, after, uploads, aggregate)
+        return ServerRound(round_index, sampled, participants, weights, aborted, before, after, uploads, aggregate)
 
     # -- the recorded participants ------------------------------------------------------
 
-    def _clients(self, rounds: Sequence[_ServerRound]) -> list[_Client]:
+    def _clients(self, rounds: Sequence[ServerRound]) -> list[Participant]:
         base = self.folder / "clients"
         folders = sorted((p for p in base.iterdir() if p.is_dir()), key=lambda p: p.name) if base.is_dir() else []
         clients = []
@@ -338,7 +301,7 @@ class _Reader:
             seen_nodes[node] = client_id
             canary = self._field(path, data, "canary", bool)
             indices = self._indices(path, data, "data_indices")
-            fits: dict[int, _Fit] = {}
+            fits: dict[int, ParticipantRound] = {}
             recorded_rounds = folder / "rounds"
             for round_path in sorted(recorded_rounds.iterdir()) if recorded_rounds.is_dir() else []:
                 fit = self._fit(round_path, rounds, node)
@@ -350,7 +313,7 @@ class _Reader:
                     else f"it recorded no round, though rounds {took_part} list node {node!r}"
                 )
                 raise ConfigError(f"{self._name(path)}: canary: client {client_id} never took part ({why})")
-            clients.append(_Client(client_id, node, canary, indices, fits))
+            clients.append(Participant(client_id, node, canary, indices, fits))
         return clients
 
     def _indices(self, path: Path, data: Mapping[str, Any], key: str) -> Tensor:
@@ -363,7 +326,7 @@ class _Reader:
             )
         return torch.tensor(value, dtype=torch.int64)
 
-    def _fit(self, folder: Path, rounds: Sequence[_ServerRound], node: str) -> _Fit:
+    def _fit(self, folder: Path, rounds: Sequence[ServerRound], node: str) -> ParticipantRound:
         path = folder / "round.json"
         data = self._json(path)
         round_index = self._field(path, data, "round", int)
@@ -414,181 +377,11 @@ class _Reader:
                 f"{self._name(folder / 'local.pt')}: differs from what the server received from node {node!r} "
                 f"(rounds/{round_index:04d}/server/upload-{node}.pt)"
             )
-        return _Fit(round_index, num_examples, order, participants, received, local, released, told_weights)
+        return ParticipantRound(round_index, num_examples, order, participants, received, local, released, told_weights)
 
     # -- the transcript -----------------------------------------------------------------
-
-    def _assemble(
-        self,
-        manifest: Mapping[str, Any],
-        task: RecordedTask,
-        rounds: Sequence[_ServerRound],
-        clients: Sequence[_Client],
-    ) -> Recording:
-        ids: dict[str, int] = {client.node: client.client_id for client in clients}
-        fresh = max(ids.values(), default=-1) + 1
-        for server in rounds:  # unrecorded nodes get the next free ids, in order of their names
-            for node in sorted(set(server.sampled) - set(ids)):
-                ids[node] = fresh
-                fresh += 1
-        n_clients = fresh
-        node_of = {client_id: node for node, client_id in ids.items()}
-        rule = self.rule
-        public: dict[str, Any] = rule.to_dict()
-        records, truths = [], []
-        by_id = {client.client_id: client for client in clients}
-        canaries = tuple(sorted(client.client_id for client in clients if client.canary))
-        for server in rounds:
-            r = server.round_index
-            sampled = tuple(sorted(ids[node] for node in server.sampled))
-            survivors = tuple(sorted(ids[node] for node in server.participants))
-            views: dict[str, RoundView] = {SERVER: self._server_view(server, ids, public)}
-            for client in clients:
-                fit = client.fits.get(r)
-                if fit is not None:
-                    views[client_observer(client.client_id)] = self._client_view(client, fit, ids, public)
-            if r == len(rounds) - 1:
-                views[PUBLIC] = released_model_view(r, server.after.params)
-            round_public = dict(public)
-            if server.aborted is not None:
-                round_public["aborted"] = server.aborted
-            records.append(RoundRecord(
-                round_index=r, params_before=server.before.params, params_after=server.after.params,
-                sampled=sampled, survivors=survivors, scheme=self.scheme, public=round_public, views=views,
-                buffers_before=server.before.buffers, buffers_after=server.after.buffers,
-            ))
-            recorded = tuple(c for c in canaries if r in by_id[c].fits)
-            weights = torch.tensor(  # the weights the server saw; NaN where it saw none
-                [(server.weights or {}).get(node_of[c], float("nan")) for c in sampled], dtype=torch.float64
-            )
-            truths.append(RoundTruth(
-                round_index=r,
-                client_ids=sampled,
-                updates=torch.stack([by_id[c].fits[r].update for c in recorded]) if recorded
-                else torch.zeros(0, len(server.before.params)),
-                weights=weights,
-                sample_order={c: by_id[c].fits[r].order_or(by_id[c].indices) for c in recorded},
-                recorded_ids=recorded,
-            ))
-        partition = tuple(
-            by_id[c].indices if c in by_id and by_id[c].canary else torch.zeros(0, dtype=torch.int64)
-            for c in range(n_clients)
-        )
-        dataset = self.dataset
-        settings = {
-            "source": "recording",
-            "recording": str(self.folder),
-            "name": str(manifest.get("name", "recorded run")),
-            "framework": dict(manifest.get("framework") or {}),
-            "dataset": task.dataset, "dataset_options": dict(task.dataset_options),
-            "model": task.model, "model_options": dict(task.model_options),
-            "input_shape": list(dataset.input_shape), "num_classes": dataset.num_classes,
-            "scheme": self.scheme, "n_clients": n_clients, "rounds": len(rounds), "seed": 0,
-            "record_truth": "targets", "canaries": list(canaries),
-            "normalisation": {"mean": dataset.mean.flatten().tolist(), "std": dataset.std.flatten().tolist()},
-            **rule.to_dict(),
-        }
-        transcript = Transcript(
-            settings=settings,
-            layout=ParameterLayout.of(self.model),
-            initial_params=rounds[0].before.params,
-            rounds=tuple(records),
-            truth=GroundTruth(partition=partition, rounds=tuple(truths), record_truth="targets"),
-            buffer_layout=BufferLayout.of(self.model),
-            initial_buffers=rounds[0].before.buffers,
-        )
-        return Recording(
-            folder=self.folder, name=settings["name"], scheme=self.scheme, framework=settings["framework"],
-            task=task, rule=rule, transcript=transcript, dataset=dataset, canaries=canaries,
-            recorded=tuple(sorted(by_id)), nodes=node_of, held_out=self.held_out,
-        )
-
-    def _server_view(self, server: _ServerRound, ids: Mapping[str, int], public: Mapping[str, Any]) -> RoundView:
-        received: dict[str, Tensor | bytes] = {}
-        server_public = dict(public)
-        for node, upload in server.uploads.items():
-            received[upload_key(ids[node])] = upload.params - server.before.params
-            if upload.buffers.numel():
-                received[sender_key("buffers", ids[node])] = upload.buffers
-        if server.aggregate is not None:
-            received["aggregate"] = server.aggregate.params - server.before.params
-        if server.weights is not None:
-            server_public["weights"] = {str(ids[node]): weight for node, weight in server.weights.items()}
-            if server.aggregate is not None:
-                server_public["total_weight"] = sum(server.weights.values())
-        has_buffers = server.before.buffers.numel() > 0
-        return RoundView(
-            round_index=server.round_index, observer=SERVER,
-            params_before=server.before.params, params_after=server.after.params,
-            received=received, participants=frozenset(ids[node] for node in server.participants),
-            public=server_public,
-            buffers_before=server.before.buffers if has_buffers else None,
-            buffers_after=server.after.buffers if has_buffers else None,
-        )
-
-    def _client_view(
-        self, client: _Client, fit: _Fit, ids: Mapping[str, int], public: Mapping[str, Any]
-    ) -> RoundView:
-        own: dict[str, Tensor] = {"update": fit.update, "data_indices": client.indices}
-        told = dict(public)
-        if fit.told_weights is not None:
-            told["weights"] = {str(ids[node]): weight for node, weight in fit.told_weights.items()}
-        if fit.local.buffers.numel():
-            own["buffers"] = fit.local.buffers
-        has_buffers = fit.received.buffers.numel() > 0
-        return RoundView(
-            round_index=fit.round_index, observer=client_observer(client.client_id),
-            params_before=fit.received.params,
-            params_after=None if fit.released is None else fit.released.params,
-            own=own,
-            participants=frozenset(ids[node] for node in fit.participants or () if node in ids),
-            public=told,
-            buffers_before=fit.received.buffers if has_buffers else None,
-            buffers_after=fit.released.buffers if has_buffers and fit.released is not None else None,
-        )
-
 
 def _types(kind: type | tuple[type, ...]) -> tuple[type, ...]:
     return kind if isinstance(kind, tuple) else (kind,)
 
 
-@dataclass(frozen=True)
-class _ServerRound:
-    round_index: int
-    sampled: list[str]
-    participants: list[str]
-    weights: dict[str, float] | None
-    aborted: str | None
-    before: FlatModel
-    after: FlatModel
-    uploads: dict[str, FlatModel]
-    aggregate: FlatModel | None
-
-
-@dataclass(frozen=True)
-class _Fit:
-    round_index: int
-    num_examples: int
-    order: Tensor | None
-    participants: list[str] | None
-    received: FlatModel
-    local: FlatModel
-    released: FlatModel | None
-    told_weights: dict[str, float] | None = None
-
-    @property
-    def update(self) -> Tensor:
-        """The participant's true update: its local model minus the model it received."""
-        return self.local.params - self.received.params
-
-    def order_or(self, indices: Tensor) -> Tensor:
-        return indices if self.order is None else self.order
-
-
-@dataclass(frozen=True)
-class _Client:
-    client_id: int
-    node: str
-    canary: bool
-    indices: Tensor
-    fits: dict[int, _Fit]
