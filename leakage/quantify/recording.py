@@ -59,11 +59,14 @@ class RecordingSummary:
         }
 
 
-def recording_spec(recording: Recording, spec: DeploymentSpec | None = None) -> DeploymentSpec:
-    """The spec a recording is scored under: its task and rule, one deployment per canary.
+def recording_spec(
+    recording: Recording, spec: DeploymentSpec | None = None, *, targets: Sequence[int] | None = None
+) -> DeploymentSpec:
+    """The spec a recording is scored under: its task and rule, one deployment per target canary.
 
     Observers, attacks and the seed come from ``spec`` (the built-in default's attacks
-    and :data:`RECORDING_OBSERVERS` when ``None``).
+    and :data:`RECORDING_OBSERVERS` when ``None``); ``targets`` are the canaries scored
+    (all of them when ``None``), in the order of the deployments.
     """
     base = spec if spec is not None else load_spec()
     observers = base.observers if spec is not None else RECORDING_OBSERVERS
@@ -73,6 +76,7 @@ def recording_spec(recording: Recording, spec: DeploymentSpec | None = None) -> 
             f"holds what a run's observers saw, so choose from: {', '.join((*RECORDING_OBSERVERS, 'eavesdropper'))}"
         )
     rule, task = recording.rule, recording.task
+    targets = tuple(recording.canaries if targets is None else targets)
     n_clients = recording.transcript.settings["n_clients"]
     return DeploymentSpec(
         name=f"recording: {recording.name}",
@@ -82,10 +86,10 @@ def recording_spec(recording: Recording, spec: DeploymentSpec | None = None) -> 
             batch_size=rule.batch_size, lr=rule.lr, rounds=len(recording.transcript.rounds), loss=rule.loss,
             test_fraction=0.0,
         ),
-        deployments=tuple(DeploymentSize(_deployment_name(c), n_clients) for c in recording.canaries),
+        deployments=tuple(DeploymentSize(f"canary client {c}", n_clients) for c in targets),
         schemes=(recording.scheme,),
         observers=tuple(observers),
-        target=recording.canaries[0],
+        target=targets[0],
         attacks=tuple(AttackSpec(a.name, dict(a.options)) for a in base.attacks),
         audit=None,
         seeds=base.seeds[:1],
@@ -122,32 +126,28 @@ def score_recording(
     unknown = [c for c in chosen if c not in recording.canaries]
     if unknown:
         raise ConfigError(f"targets must be canaries of the recording ({list(recording.canaries)}), got {unknown[0]}")
-    scored_spec = recording_spec(recording, spec)
-    scored_spec = replace(
-        scored_spec, deployments=tuple(d for d in scored_spec.deployments if int(d.name.rsplit(" ", 1)[1]) in chosen)
-    )
+    scored_spec = recording_spec(recording, spec, targets=chosen)
     transcript, seed = recording.transcript, scored_spec.seeds[0]
     attacks = [(a.name, a.options) for a in scored_spec.attacks]
     held_out = None if recording.held_out is None else recording.dataset.subset(recording.held_out)
+    truth_kept = {**transcript.truth.kept().to_dict(), "clients": len(recording.canaries)}
+    data = {"dataset": recording.task.dataset, "training_samples": len(recording.dataset),
+            "test_samples": 0 if held_out is None else len(held_out),
+            "normalisation": transcript.settings.get("normalisation")}
     finished: list[tuple[Job, dict[str, Any]]] = []
-    for deployment in scored_spec.deployments:
-        target = int(deployment.name.rsplit(" ", 1)[1])
+    for target, deployment in zip(chosen, scored_spec.deployments, strict=True):
         attack_started = time.perf_counter()
         rows = score_transcript(
             transcript, recording.dataset, observers=scored_spec.observers, attacks=attacks, target=target, seed=seed,
             held_out=held_out,
         )
-        rows = [_say_what_is_missing(row, transcript, target) for row in rows]
+        rows = _say_what_is_missing(rows, transcript, scored_spec.observers, target)
         job = Job("score", scored_spec, deployment, recording.scheme, seed)
         finished.append((job, {
             "kind": "score", "simulate_seconds": 0.0, "attack_seconds": time.perf_counter() - attack_started,
             "rounds": len(transcript.rounds), "upload_bytes_per_client": None, "mpc_backend": None,
             "mpc_backend_description": None, "accountant_epsilon": None, "test_accuracy": None,
-            "truth_kept": {**transcript.truth.kept().to_dict(), "clients": len(recording.canaries)},
-            "data": {"dataset": recording.task.dataset, "training_samples": len(recording.dataset),
-                     "test_samples": 0 if held_out is None else len(held_out),
-                     "normalisation": transcript.settings.get("normalisation")},
-            "rows": rows,
+            "truth_kept": truth_kept, "data": data, "rows": rows,
         }))
     attack_seconds = sum(float(result["attack_seconds"]) for _, result in finished)
     timings = {"read": read_seconds, "simulate": 0.0, "attacks": attack_seconds, "audit": 0.0}
@@ -167,12 +167,13 @@ def score_recording(
     )
 
 
-def _say_what_is_missing(row: ScoreRow, transcript: Transcript, target: int) -> ScoreRow:
-    """A row of an observer the recording holds no view of says so, rather than what the attack lacked."""
-    if row.status != "not_applicable" or observer_views(transcript, row.observer, target)[1]:
-        return row
-    return replace(row, note=f"the recording holds no view of the {row.observer} ({row.observer_name})")
-
-
-def _deployment_name(canary: int) -> str:
-    return f"canary client {canary}"
+def _say_what_is_missing(
+    rows: Sequence[ScoreRow], transcript: Transcript, observers: Sequence[str], target: int
+) -> list[ScoreRow]:
+    """Rows of an observer the recording holds no view of say so, rather than what the attack lacked."""
+    unseen = {kind for kind in observers if not observer_views(transcript, kind, target)[1]}
+    return [
+        replace(row, note=f"the recording holds no view of the {row.observer} ({row.observer_name})")
+        if row.status == "not_applicable" and row.observer in unseen else row
+        for row in rows
+    ]

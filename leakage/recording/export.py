@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from leakage.errors import ConfigError
+from leakage.models import load_flat_buffers, load_flat_parameters
 from leakage.recording.format import AggregationRule, RecordedTask
 from leakage.recording.writer import ClientRecorder, ServerRecorder
 from leakage.transcript import Transcript
@@ -73,8 +74,6 @@ def record_transcript(
     model = transcript.build_model()
 
     def state(params: Tensor, buffers: Tensor | None) -> dict[str, Tensor]:
-        from leakage.models import load_flat_buffers, load_flat_parameters
-
         load_flat_parameters(model, params.to(torch.float32))
         if buffers is not None and buffers.numel():
             load_flat_buffers(model, buffers)

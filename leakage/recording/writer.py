@@ -22,6 +22,7 @@ import io
 import json
 import os
 import re
+import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -109,8 +110,6 @@ class ServerRecorder:
         if manifest.exists() and not overwrite:
             raise ConfigError(f"{str(self.folder)!r} already holds a recording; pass overwrite=True to replace it")
         if overwrite and (self.folder / "rounds").exists():
-            import shutil
-
             shutil.rmtree(self.folder / "rounds")
             shutil.rmtree(self.folder / "clients", ignore_errors=True)
         self._manifest: dict[str, Any] = {
